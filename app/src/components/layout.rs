@@ -1,0 +1,118 @@
+//! The frame around every page: header (logo, search, account, cart) and footer.
+
+use leptos::prelude::*;
+
+use super::icons::{CartIcon, ChevronDown, Logo, SearchIcon, UserIcon};
+
+#[component]
+pub fn Header() -> impl IntoView {
+    view! {
+        <header class="sticky top-0 z-30 border-b border-line bg-white/95 backdrop-blur">
+            <div class="mx-auto flex max-w-7xl flex-wrap items-center gap-x-4 gap-y-3 px-4 py-3 sm:px-6 lg:flex-nowrap lg:gap-8 lg:px-8">
+                <a href="/" class="flex items-center gap-2 rounded-md" aria-label="Mercato home">
+                    <Logo/>
+                    <span class="font-display text-xl font-bold tracking-tight text-brand-800">"Mercato"</span>
+                </a>
+                <SearchBox/>
+                <nav aria-label="Account and cart" class="ml-auto flex items-center gap-1 sm:gap-2 lg:ml-0">
+                    <AccountMenu/>
+                    <a href="/cart" class="btn-ghost relative" data-testid="cart-link">
+                        <CartIcon/>
+                        <span class="hidden sm:inline">"Cart"</span>
+                        <span class="badge" aria-label="0 items in cart" data-testid="cart-badge">"0"</span>
+                    </a>
+                </nav>
+            </div>
+        </header>
+    }
+}
+
+/// A plain GET form: it works before hydration and without JavaScript.
+#[component]
+fn SearchBox() -> impl IntoView {
+    view! {
+        <form action="/search" method="get" role="search"
+            class="order-last w-full lg:order-none lg:max-w-2xl lg:flex-1">
+            <label for="site-search" class="sr-only">"Search products"</label>
+            <div class="relative">
+                <span class="pointer-events-none absolute inset-y-0 left-3 flex items-center text-muted">
+                    <SearchIcon/>
+                </span>
+                <input id="site-search" name="q" type="search" autocomplete="off"
+                    placeholder="Search products, brands and categories"
+                    class="input pl-10 pr-24"/>
+                <button type="submit" class="btn-primary absolute inset-y-1 right-1 px-4 text-sm">"Search"</button>
+            </div>
+        </form>
+    }
+}
+
+/// The account dropdown. Opening it needs the hydrated app, which is what the
+/// browser tests use to prove hydration happened.
+#[component]
+fn AccountMenu() -> impl IntoView {
+    let open = RwSignal::new(false);
+    let close_on_escape = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            open.set(false);
+        }
+    };
+    view! {
+        <div class="relative" on:keydown=close_on_escape>
+            <button type="button" class="btn-ghost" aria-haspopup="true"
+                aria-controls="account-menu"
+                aria-expanded=move || open.get().to_string()
+                data-testid="account-menu-button"
+                on:click=move |_| open.update(|o| *o = !*o)>
+                <UserIcon/>
+                <span class="hidden sm:inline">"Account"</span>
+                <ChevronDown/>
+            </button>
+            <div id="account-menu" class="menu" hidden=move || !open.get() data-testid="account-menu">
+                <p class="px-4 pb-2 pt-3 text-sm text-muted">"Welcome to Mercato"</p>
+                <a class="menu-item font-semibold text-brand-700" href="/login">"Sign in"</a>
+                <a class="menu-item" href="/register">"Create an account"</a>
+                <hr class="my-1 border-line"/>
+                <a class="menu-item" href="/orders">"My orders"</a>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn Footer() -> impl IntoView {
+    view! {
+        <footer class="mt-16 border-t border-line bg-brand-900 text-brand-100">
+            <div class="mx-auto grid max-w-7xl gap-8 px-4 py-12 sm:grid-cols-2 sm:px-6 lg:grid-cols-4 lg:px-8">
+                <div>
+                    <p class="font-display text-lg font-bold text-white">"Mercato"</p>
+                    <p class="mt-2 text-sm leading-relaxed text-brand-200">
+                        "Independent sellers, one trusted checkout. Every order tracked from cart to doorstep."
+                    </p>
+                </div>
+                <FooterLinks title="Shop" links=&[("New arrivals", "/#new-arrivals"), ("Categories", "/#categories"), ("Search", "/search")]/>
+                <FooterLinks title="Your account" links=&[("Sign in", "/login"), ("Orders", "/orders"), ("Cart", "/cart")]/>
+                <FooterLinks title="Help" links=&[("Shipping & delivery", "/help/shipping"), ("Returns & refunds", "/help/returns"), ("Contact us", "/help/contact")]/>
+            </div>
+            <div class="border-t border-brand-800">
+                <p class="mx-auto max-w-7xl px-4 py-4 text-xs text-brand-300 sm:px-6 lg:px-8">
+                    "© 2026 Mercato. Prices include VAT. Secure payments."
+                </p>
+            </div>
+        </footer>
+    }
+}
+
+#[component]
+fn FooterLinks(title: &'static str, links: &'static [(&'static str, &'static str)]) -> impl IntoView {
+    view! {
+        <nav aria-label=title>
+            <h2 class="text-sm font-semibold uppercase tracking-wider text-white">{title}</h2>
+            <ul class="mt-3 space-y-2 text-sm">
+                {links.iter().map(|(label, href)| view! {
+                    <li><a class="rounded text-brand-200 hover:text-white" href=*href>{*label}</a></li>
+                }).collect_view()}
+            </ul>
+        </nav>
+    }
+}

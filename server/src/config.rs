@@ -1,0 +1,216 @@
+//! Typed configuration from environment variables (see `.env.example`),
+//! validated before anything connects. Every error names the variable and
+//! says how to fix it, in one line.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use leptos::config::LeptosOptions;
+use sqlx::postgres::PgConnectOptions;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: PgConnectOptions,
+    pub database_max_connections: u32,
+    pub redis_url: String,
+    /// Prefix for every Redis key this process writes.
+    pub redis_prefix: String,
+    pub addr: SocketAddr,
+    pub leptos: LeptosOptions,
+    pub log_format: LogFormat,
+    /// How long shutdown waits for in-flight requests before giving up.
+    pub shutdown_grace: Duration,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A configuration problem: which variable, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var} {problem} ({hint})")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+    pub hint: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mercato";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads through `lookup` so tests can supply variables without touching
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str, default: &str| lookup(key).unwrap_or_else(|| default.to_owned());
+
+        let database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL);
+        let database = parse_database_url(&database_url)?;
+        let redis_url = get("REDIS_URL", DEFAULT_REDIS_URL);
+        validate_redis_url(&redis_url)?;
+
+        let addr_raw = lookup("MERCATO_ADDR")
+            .or_else(|| lookup("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let addr = SocketAddr::from_str(addr_raw.trim()).map_err(|e| ConfigError {
+            var: "MERCATO_ADDR",
+            problem: format!("is not a socket address ({addr_raw:?}: {e})"),
+            hint: "use host:port, e.g. 127.0.0.1:3000".into(),
+        })?;
+
+        let log_format = match get("MERCATO_LOG_FORMAT", "pretty").to_ascii_lowercase().as_str() {
+            "pretty" | "text" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError {
+                    var: "MERCATO_LOG_FORMAT",
+                    problem: format!("has unknown value {other:?}"),
+                    hint: "use pretty or json".into(),
+                })
+            }
+        };
+
+        let leptos = LeptosOptions::builder()
+            .output_name(get("LEPTOS_OUTPUT_NAME", "mercato"))
+            .site_root(get("LEPTOS_SITE_ROOT", "target/site"))
+            .site_pkg_dir(get("LEPTOS_SITE_PKG_DIR", "pkg"))
+            .site_addr(addr)
+            .reload_port(parse_num(&lookup, "LEPTOS_RELOAD_PORT", 3001u32)?)
+            .build();
+
+        Ok(Self {
+            database,
+            database_max_connections: parse_num(&lookup, "MERCATO_DB_MAX_CONNECTIONS", 20u32)?,
+            redis_url,
+            redis_prefix: get("MERCATO_REDIS_PREFIX", "mercato:"),
+            addr,
+            leptos,
+            log_format,
+            shutdown_grace: Duration::from_secs(parse_num(&lookup, "MERCATO_SHUTDOWN_GRACE_SECS", 30u64)?),
+            request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
+            max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+        })
+    }
+
+    /// `host:port/database` without credentials, for messages and logs.
+    pub fn database_target(&self) -> String {
+        format!(
+            "{}:{}/{}",
+            self.database.get_host(),
+            self.database.get_port(),
+            self.database.get_database().unwrap_or("postgres")
+        )
+    }
+
+    /// The Redis URL without credentials, for messages and logs.
+    pub fn redis_target(&self) -> String {
+        redact_url(&self.redis_url)
+    }
+}
+
+fn parse_database_url(raw: &str) -> Result<PgConnectOptions, ConfigError> {
+    if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+        return Err(ConfigError {
+            var: "DATABASE_URL",
+            problem: format!("is not a PostgreSQL URL ({:?})", redact_url(raw)),
+            hint: format!("expected e.g. {DEFAULT_DATABASE_URL}"),
+        });
+    }
+    PgConnectOptions::from_str(raw).map_err(|e| ConfigError {
+        var: "DATABASE_URL",
+        problem: format!("is malformed ({e})"),
+        hint: format!("expected e.g. {DEFAULT_DATABASE_URL}"),
+    })
+}
+
+fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
+    redis::Client::open(raw).map(drop).map_err(|e| ConfigError {
+        var: "REDIS_URL",
+        problem: format!("is malformed ({:?}: {e})", redact_url(raw)),
+        hint: format!("expected e.g. {DEFAULT_REDIS_URL}"),
+    })
+}
+
+fn parse_num<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(var) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e| ConfigError {
+            var,
+            problem: format!("is not a valid number ({raw:?}: {e})"),
+            hint: "unset it to use the default".into(),
+        }),
+    }
+}
+
+/// Drops any `user:password@` from a URL so secrets never reach logs.
+pub fn redact_url(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://{}", &raw[..scheme_end], &raw[at + 1..])
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_point_at_local_services() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.database_target(), "127.0.0.1:5432/mercato");
+        assert_eq!(c.redis_target(), "redis://127.0.0.1:6379");
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.redis_prefix, "mercato:");
+    }
+
+    #[test]
+    fn malformed_urls_name_the_variable() {
+        let err = config(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(err.to_string().contains("not a PostgreSQL URL"), "{err}");
+
+        let err = config(&[("DATABASE_URL", "postgres://u@h:notaport/db")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+
+        let err = config(&[("REDIS_URL", "http://nope")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+
+        let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();
+        assert_eq!(err.var, "MERCATO_ADDR");
+
+        let err = config(&[("MERCATO_MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert_eq!(err.var, "MERCATO_MAX_BODY_BYTES");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(redact_url("postgres://app:pw@db/mercato"), "postgres://db/mercato");
+        let err = config(&[("DATABASE_URL", "mysql://root:hunter2@db")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

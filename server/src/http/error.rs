@@ -1,0 +1,159 @@
+//! The HTTP layer's one error type. Every handler returns it; it is turned
+//! into a response here and only here, in the JSON shape of API.md:
+//! `{"error": "<snake_case_code>", "message": "<human text>"}`.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("sign in to continue")]
+    Unauthorized,
+    #[error("you are not allowed to do this")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("too many requests, slow down")]
+    TooManyRequests { retry_after: Duration },
+    #[error("{dependency} is unavailable, please retry shortly")]
+    Unavailable { dependency: &'static str, retry_after: Duration },
+    /// Anything unexpected: logged with its cause, shown as a bland 500.
+    #[error("something went wrong on our side")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::Unprocessable(_) => "validation_failed",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::TooManyRequests { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            ApiError::Unavailable { dependency, .. } => tracing::warn!(dependency, "dependency unavailable"),
+            _ => {}
+        }
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        if let ApiError::Unavailable { dependency, .. } = &self {
+            body["dependency"] = json!(dependency);
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(after) = self.retry_after() {
+            // Retry-After is whole seconds; never advertise 0.
+            let secs = after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<shop::Error> for ApiError {
+    fn from(err: shop::Error) -> Self {
+        match err {
+            shop::Error::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
+            shop::Error::Invalid(message) => ApiError::Unprocessable(message),
+            shop::Error::Unavailable { dependency, retry_after, source } => {
+                tracing::warn!(error = %source, %dependency, "shop dependency unavailable");
+                ApiError::Unavailable { dependency: dependency.name(), retry_after }
+            }
+            shop::Error::Internal(source) => ApiError::Internal(anyhow::anyhow!(source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn body_of(err: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_leak_their_cause() {
+        let (status, _, body) =
+            body_of(ApiError::Internal(anyhow::anyhow!("password=hunter2 at db.internal:5432"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "internal_error");
+        assert!(!body.to_string().contains("hunter2"));
+        assert!(!body.to_string().contains("db.internal"));
+    }
+
+    #[tokio::test]
+    async fn unavailable_names_the_dependency_and_sets_retry_after() {
+        let shop_err = shop::Error::Unavailable {
+            dependency: shop::error::Dependency::Redis,
+            retry_after: Duration::from_millis(300),
+            source: "connection refused".into(),
+        };
+        let (status, retry, body) = body_of(shop_err.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["error"], "service_unavailable");
+        assert_eq!(body["dependency"], "redis");
+        assert!(!body.to_string().contains("refused"));
+    }
+
+    #[tokio::test]
+    async fn conflict_carries_its_own_code() {
+        let (status, _, body) =
+            body_of(ApiError::Conflict { code: "out_of_stock", message: "SKU 1 is sold out".into() }).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body, json!({"error": "out_of_stock", "message": "SKU 1 is sold out"}));
+    }
+}

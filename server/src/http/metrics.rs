@@ -1,0 +1,126 @@
+//! Prometheus metrics: request counts and latency histograms per route.
+//!
+//! The route label is axum's matched route template (`/products/{id}`), never
+//! the raw path, so label cardinality stays bounded whatever clients send.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// Latency buckets in seconds: fine below 50 ms, where the targets are.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mercato");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register("http_requests", "HTTP requests served, by route and status", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to produce the response head, by route",
+            latency.clone(),
+        );
+        Self { registry, requests, latency }
+    }
+
+    /// The registry, for services that register their own metrics.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status: status.as_u16() })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned() })
+            .observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Middleware: times every request and counts it under its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = route_label(&request);
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(&method, &route, response.status(), started.elapsed().as_secs_f64());
+    response
+}
+
+fn route_label(request: &Request) -> String {
+    if let Some(matched) = request.extensions().get::<MatchedPath>() {
+        return matched.as_str().to_owned();
+    }
+    // Unrouted requests: static assets or unknown paths. Grouped, never raw.
+    let path = request.uri().path();
+    if path.starts_with("/pkg/") {
+        "/pkg/{asset}".to_owned()
+    } else {
+        "unmatched".to_owned()
+    }
+}
+
+/// `GET /metrics` in the OpenMetrics text format (which Prometheus scrapes).
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,35 @@
+//! The HTTP surface: one router assembled from the operational endpoints,
+//! the REST API under /api/v1, the Leptos storefront, and the gateway layers
+//! every request passes through.
+
+pub mod api;
+pub mod error;
+pub mod health;
+pub mod layers;
+pub mod metrics;
+
+use axum::routing::get;
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let leptos_routes = generate_route_list(app::App);
+    let shop_for_ssr = state.shop.clone();
+    let provide_shop = move || leptos::prelude::provide_context(shop_for_ssr.clone());
+    let options = state.leptos.clone();
+
+    let router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .merge(api::router())
+        .leptos_routes_with_context(&state, leptos_routes, provide_shop.clone(), {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_shop, app::shell));
+
+    layers::apply(router, &state).with_state(state)
+}

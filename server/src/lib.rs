@@ -1,0 +1,9 @@
+//! The Mercato server as a library, so `main` and the integration tests boot
+//! exactly the same application.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,135 @@
+//! Building and running the application: connect, bind, serve, shut down.
+//! `main` and the integration tests go through the same `Application::build`.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http;
+use crate::http::metrics::Metrics;
+use crate::state::AppState;
+
+/// Why the server could not start, in one line that says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot connect to PostgreSQL at {target} (DATABASE_URL): {reason}. Start PostgreSQL or point DATABASE_URL at a running server")]
+    Postgres { target: String, reason: String },
+    #[error("cannot run database migrations on {target}: {reason}")]
+    Migrate { target: String, reason: String },
+    #[error("cannot connect to Redis at {target} (REDIS_URL): {reason}. Start Redis or point REDIS_URL at a running server")]
+    Redis { target: String, reason: String },
+    #[error("cannot listen on {addr} (MERCATO_ADDR): {reason}. Stop whatever uses that port or choose another address")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// Connects to PostgreSQL and Redis with clear errors.
+pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
+    let db = shop::db::connect(config.database.clone(), config.database_max_connections)
+        .await
+        .map_err(|e| StartupError::Postgres { target: config.database_target(), reason: one_line(&e) })?;
+    let kv = shop::kv::Kv::connect(&config.redis_url, config.redis_prefix.clone())
+        .await
+        .map_err(|e| StartupError::Redis { target: config.redis_target(), reason: one_line(&e) })?;
+    Ok(shop::Shop::new(db, kv))
+}
+
+pub async fn migrate(shop: &shop::Shop, config: &Config) -> Result<(), StartupError> {
+    shop::db::migrate(&shop.db)
+        .await
+        .map_err(|e| StartupError::Migrate { target: config.database_target(), reason: one_line(&e) })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates and binds (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let shop = connect_shop(&config).await?;
+        migrate(&shop, &config).await?;
+        Self::with_shop(config, shop).await
+    }
+
+    /// Binds around an already connected shop (tests hand in their own database).
+    pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;
+        let bound = listener.local_addr().map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;
+        config.addr = bound;
+        config.leptos.site_addr = bound;
+        let state = AppState {
+            shop,
+            leptos: config.leptos.clone(),
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.config.addr
+    }
+
+    pub fn shop(&self) -> &shop::Shop {
+        &self.state.shop
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and
+    /// lets in-flight requests finish, for at most the configured grace period.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let router = http::router(self.state);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = server => result,
+            _ = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("grace period over: dropping requests still in flight");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// Errors from drivers can span lines; startup messages must not.
+fn one_line(err: &dyn std::fmt::Display) -> String {
+    err.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,123 @@
+use std::net::{SocketAddr, TcpListener};
+use std::process::Stdio;
+use std::sync::Once;
+use std::time::Duration;
+
+use server::config::Config;
+use server::startup::Application;
+use sqlx::PgPool;
+use tokio::process::{Child, Command};
+
+static TRACING: Once = Once::new();
+
+/// Server logs stay quiet unless TEST_LOG is set.
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            server::telemetry::init(server::config::LogFormat::Pretty);
+        }
+    });
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| server::config::DEFAULT_REDIS_URL.to_owned())
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub shop: shop::Shop,
+}
+
+impl TestApp {
+    /// Boots the app on a free port around `db` (a fresh database from
+    /// `#[sqlx::test]`) and a Redis key prefix of its own.
+    pub async fn spawn(db: PgPool) -> TestApp {
+        Self::spawn_with_redis(db, &redis_url()).await
+    }
+
+    pub async fn spawn_with_redis(db: PgPool, redis_url: &str) -> TestApp {
+        init_tracing();
+        let redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let mut config = Config::from_lookup(|key| match key {
+            "REDIS_URL" => Some(redis_url.to_owned()),
+            "MERCATO_ADDR" => Some("127.0.0.1:0".to_owned()),
+            "MERCATO_REDIS_PREFIX" => Some(redis_prefix.clone()),
+            _ => std::env::var(key).ok(),
+        })
+        .expect("test configuration is valid");
+        config.shutdown_grace = Duration::from_secs(1);
+
+        let kv = shop::kv::Kv::connect(redis_url, redis_prefix.clone())
+            .await
+            .expect("Redis is reachable at REDIS_URL");
+        let shop = shop::Shop::new(db, kv);
+        let app = Application::with_shop(config, shop.clone()).await.expect("app binds");
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until(std::future::pending()));
+
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        TestApp { addr, client, shop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request reaches the server")
+    }
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A throwaway redis-server of the test's own, so a test can stop and restart
+/// Redis without disturbing any other test.
+pub struct LocalRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl LocalRedis {
+    pub async fn start() -> LocalRedis {
+        let port = free_port();
+        let mut redis = LocalRedis { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("redis-server stops");
+        }
+    }
+}

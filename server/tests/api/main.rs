@@ -1,0 +1,12 @@
+//! Integration tests: each boots the real application on port 0 against its
+//! own fresh PostgreSQL database (`#[sqlx::test]`) and its own Redis key
+//! prefix, so they run in parallel. Needs DATABASE_URL and REDIS_URL (the
+//! README's test command provides both). Set TEST_LOG=1 to see server logs.
+
+mod helpers;
+
+mod errors;
+mod health;
+mod metrics;
+mod process;
+mod storefront;

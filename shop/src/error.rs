@@ -1,0 +1,82 @@
+use std::time::Duration;
+
+/// The shop layer's one error type. The HTTP layer maps each variant to a
+/// status code once; the messages here may reach clients, the sources never do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        dependency: Dependency,
+        retry_after: Duration,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The external systems a request may depend on; named in 503 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Postgres,
+    Redis,
+}
+
+impl Dependency {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Postgres => "postgres",
+            Dependency::Redis => "redis",
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            // A pool that cannot hand out a connection means the database is
+            // down or saturated: the caller should retry, not see a 500.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Error::Unavailable {
+                    dependency: Dependency::Postgres,
+                    retry_after: Duration::from_secs(5),
+                    source: Box::new(err),
+                }
+            }
+            other => Error::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+        {
+            Error::Unavailable {
+                dependency: Dependency::Redis,
+                retry_after: Duration::from_secs(2),
+                source: Box::new(err),
+            }
+        } else {
+            Error::Internal(Box::new(err))
+        }
+    }
+}
