@@ -1,0 +1,227 @@
+//! PostgreSQL and Redis: use the ones at DATABASE_URL / REDIS_URL when they
+//! answer; otherwise start private ones (data under target/services,
+//! loopback only) and use those.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{cmd, root, step, tools, Result};
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/mercato";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Ports of the private instances, chosen away from the defaults so they
+/// never collide with a system PostgreSQL or Redis.
+const OWN_PG_PORT: u16 = 54329;
+const OWN_REDIS_PORT: u16 = 63790;
+
+/// The connection settings handed to every child process.
+#[derive(Clone)]
+pub struct Env {
+    pub database_url: String,
+    pub redis_url: String,
+}
+
+impl Env {
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("DATABASE_URL", &self.database_url).env("REDIS_URL", &self.redis_url)
+    }
+}
+
+/// Makes both services answer and `database` exist; returns the URLs to use.
+pub fn ensure(database: &str) -> Result<Env> {
+    step("Checking PostgreSQL and Redis");
+    let server_url = ensure_postgres()?;
+    let redis_url = ensure_redis()?;
+    let database_url = with_database(&server_url, database);
+    create_database_if_missing(&server_url, database)?;
+    println!("    DATABASE_URL={database_url}");
+    println!("    REDIS_URL={redis_url}");
+    Ok(Env { database_url, redis_url })
+}
+
+/// Drops and recreates `database` next to `env`'s, for a run that must start empty.
+pub fn fresh_database(env: &Env, database: &str) -> Result<Env> {
+    let admin = with_database(&env.database_url, "postgres");
+    cmd::run(psql(&admin).args(["-c", &format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")]))?;
+    cmd::run(psql(&admin).args(["-c", &format!("CREATE DATABASE \"{database}\"")]))?;
+    Ok(Env { database_url: with_database(&env.database_url, database), redis_url: env.redis_url.clone() })
+}
+
+fn ensure_postgres() -> Result<String> {
+    let configured = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let admin = with_database(&configured, "postgres");
+    if pg_answers(&admin) {
+        println!("    PostgreSQL: using {}", redact(&admin));
+        return Ok(admin);
+    }
+    let own = format!("postgres://postgres@127.0.0.1:{OWN_PG_PORT}/postgres");
+    if pg_answers(&own) {
+        println!("    PostgreSQL: {} did not answer; using the private instance on port {OWN_PG_PORT}", redact(&admin));
+        return Ok(own);
+    }
+    println!("    PostgreSQL: {} did not answer; starting a private instance on port {OWN_PG_PORT}", redact(&admin));
+    start_own_postgres()?;
+    wait_until("PostgreSQL", || pg_answers(&own))?;
+    Ok(own)
+}
+
+fn start_own_postgres() -> Result {
+    let bin = tools::postgres_bin_dir().ok_or("PostgreSQL server binaries not found under /usr/lib/postgresql")?;
+    let dir = root().join("target/services");
+    let data = dir.join("postgres");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let root_user = tools::is_root();
+    // PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
+    let as_pg = |program: &Path| {
+        if root_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    if !data.join("PG_VERSION").exists() {
+        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        if root_user {
+            cmd::run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data))?;
+        }
+        cmd::run(
+            as_pg(&bin.join("initdb"))
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions", "-D"])
+                .arg(&data)
+                .stdout(std::process::Stdio::null()),
+        )?;
+    }
+    let log = dir.join("postgres.log");
+    if root_user && !log.exists() {
+        std::fs::write(&log, "").map_err(|e| e.to_string())?;
+        cmd::run(Command::new("chown").args(["postgres:postgres"]).arg(&log))?;
+    }
+    // No Unix socket (its path length and directory vary by machine): TCP on loopback only.
+    let options = format!("-p {OWN_PG_PORT} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
+    cmd::run(
+        as_pg(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &options, "-w", "start"])
+            .stdout(std::process::Stdio::null()),
+    )
+}
+
+fn ensure_redis() -> Result<String> {
+    let configured = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+    if redis_answers(&configured) {
+        println!("    Redis: using {}", redact(&configured));
+        return Ok(configured);
+    }
+    let own = format!("redis://127.0.0.1:{OWN_REDIS_PORT}");
+    if redis_answers(&own) {
+        println!("    Redis: {} did not answer; using the private instance on port {OWN_REDIS_PORT}", redact(&configured));
+        return Ok(own);
+    }
+    println!("    Redis: {} did not answer; starting a private instance on port {OWN_REDIS_PORT}", redact(&configured));
+    let dir = root().join("target/services/redis");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    cmd::run(
+        Command::new("redis-server")
+            .args(["--port", &OWN_REDIS_PORT.to_string(), "--bind", "127.0.0.1", "--daemonize", "yes"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .arg("--pidfile")
+            .arg(dir.join("redis.pid")),
+    )?;
+    wait_until("Redis", || redis_answers(&own))?;
+    Ok(own)
+}
+
+fn create_database_if_missing(server_url: &str, database: &str) -> Result {
+    let exists = cmd::output(psql(server_url).args([
+        "-tAc",
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+    ]));
+    if exists.as_deref() == Some("1") {
+        return Ok(());
+    }
+    println!("    creating database {database}");
+    cmd::run(psql(server_url).args(["-c", &format!("CREATE DATABASE \"{database}\"")]).stdout(std::process::Stdio::null()))
+}
+
+fn psql(url: &str) -> Command {
+    let mut c = Command::new("psql");
+    c.arg(url).args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]).env("PGCONNECT_TIMEOUT", "3");
+    c
+}
+
+fn pg_answers(url: &str) -> bool {
+    cmd::output(psql(url).args(["-tAc", "SELECT 1"])).as_deref() == Some("1")
+}
+
+fn redis_answers(url: &str) -> bool {
+    cmd::output(Command::new("timeout").args(["5", "redis-cli", "-u", url, "ping"])).as_deref() == Some("PONG")
+}
+
+fn wait_until(what: &str, ready: impl Fn() -> bool) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!("{what} did not start within 30 s (see target/services for its log)"))
+}
+
+/// Replaces the database name in a PostgreSQL URL, keeping any query string.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{database}?{q}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(with_database("postgres://u@h:5432/mercato", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,171 @@
+//! Installs what the commands need, each piece only when it is missing or at
+//! the wrong version. Root installs Debian packages itself; anyone else is
+//! told the exact command to run.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cmd, root, step, Result};
+
+/// cargo-leptos 0.3.11 does not build on rustc 1.95; 0.3.10 does.
+const CARGO_LEPTOS_VERSION: &str = "0.3.10";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Run,
+    Test,
+}
+
+pub fn ensure(purpose: Purpose) -> Result {
+    step("Checking tools");
+    ensure_debian_packages(purpose)?;
+    ensure_wasm_target()?;
+    ensure_npm_packages()?;
+    ensure_cargo_leptos()?;
+    ensure_wasm_bindgen()?;
+    Ok(())
+}
+
+/// Debian packages: (package, a file it installs that proves it is there).
+fn wanted_packages(purpose: Purpose) -> Vec<(&'static str, &'static str)> {
+    let mut wanted = vec![
+        ("postgresql", "/usr/bin/psql"),
+        ("redis-server", "/usr/bin/redis-server"),
+        ("redis-tools", "/usr/bin/redis-cli"),
+        ("nodejs", "/usr/bin/node"),
+        ("npm", "/usr/bin/npm"),
+        ("build-essential", "/usr/bin/cc"),
+        ("pkg-config", "/usr/bin/pkg-config"),
+        ("libssl-dev", "/usr/include/openssl/ssl.h"),
+    ];
+    if purpose == Purpose::Test {
+        wanted.push(("chromium", "/usr/bin/chromium"));
+    }
+    wanted
+}
+
+fn ensure_debian_packages(purpose: Purpose) -> Result {
+    let missing: Vec<&str> = wanted_packages(purpose)
+        .into_iter()
+        .filter(|(_, proof)| !Path::new(proof).exists() && !on_path(Path::new(proof).file_name().unwrap()))
+        .map(|(package, _)| package)
+        .collect();
+    // PostgreSQL's server binaries live in a versioned directory.
+    let mut missing = missing;
+    if postgres_bin_dir().is_none() && !missing.contains(&"postgresql") {
+        missing.push("postgresql");
+    }
+    if missing.is_empty() {
+        println!("    system packages: present");
+        return Ok(());
+    }
+    let install = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "missing system packages: {}. This setup installs them with apt on Debian; on other systems install them with your package manager, then run this command again",
+            missing.join(", ")
+        ));
+    }
+    if !is_root() {
+        return Err(format!(
+            "missing system packages: {}. Run this as root, then run this command again:\n    sudo sh -c '{install}'",
+            missing.join(", ")
+        ));
+    }
+    println!("    installing: {}", missing.join(" "));
+    let apt = |args: &[&str]| {
+        let mut c = Command::new("apt-get");
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd::run(&mut c)
+    };
+    apt(&["update"])?;
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(missing.iter().copied());
+    apt(&args)
+}
+
+fn ensure_wasm_target() -> Result {
+    let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .ok_or("rustup not found: install Rust with rustup (https://rustup.rs is not reachable here; use your distribution's rustup package)")?;
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        println!("    wasm32 target: present");
+        return Ok(());
+    }
+    println!("    adding the wasm32-unknown-unknown target");
+    cmd::run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// Tailwind, wasm-opt (npm binaryen: Debian's breaks hydration) and
+/// Playwright, from the root package.json. Reinstalled when the lock file is
+/// newer than what node_modules holds.
+fn ensure_npm_packages() -> Result {
+    let root = root();
+    let lock = root.join("package-lock.json");
+    let marker = root.join("node_modules/.package-lock.json");
+    let stale = match (std::fs::metadata(&lock), std::fs::metadata(&marker)) {
+        (Ok(l), Ok(m)) => l.modified().ok() > m.modified().ok(),
+        _ => true,
+    };
+    if !stale && root.join("node_modules/.bin/tailwindcss").exists() {
+        println!("    npm packages: present");
+        return Ok(());
+    }
+    println!("    installing npm packages (npm ci)");
+    cmd::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&root))
+}
+
+fn ensure_cargo_leptos() -> Result {
+    let have = cmd::output(cmd::cargo().args(["leptos", "--version"]));
+    if have.as_deref().is_some_and(|v| v.split_whitespace().last() == Some(CARGO_LEPTOS_VERSION)) {
+        println!("    cargo-leptos {CARGO_LEPTOS_VERSION}: present");
+        return Ok(());
+    }
+    println!("    installing cargo-leptos {CARGO_LEPTOS_VERSION} (once; 10-20 min on 2 cores)");
+    cmd::run(cmd::cargo().args(["install", &format!("cargo-leptos@{CARGO_LEPTOS_VERSION}"), "--locked"]))
+}
+
+/// The wasm-bindgen CLI must equal the `wasm-bindgen` crate in Cargo.lock
+/// exactly, or the generated JS does not match the wasm.
+fn ensure_wasm_bindgen() -> Result {
+    let wanted = locked_version("wasm-bindgen")?;
+    let have = cmd::output(Command::new("wasm-bindgen").arg("--version"));
+    if have.as_deref().is_some_and(|v| v.split_whitespace().nth(1) == Some(wanted.as_str())) {
+        println!("    wasm-bindgen-cli {wanted}: present");
+        return Ok(());
+    }
+    println!("    installing wasm-bindgen-cli {wanted} (matches Cargo.lock)");
+    // Not --locked: the CLI's own lock file names a crate version the registry lacks.
+    cmd::run(cmd::cargo().args(["install", "wasm-bindgen-cli", "--version", &format!("={wanted}")]))
+}
+
+fn locked_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("cannot read Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle).ok_or(format!("{package} is not in Cargo.lock"))? + needle.len();
+    Ok(lock[start..].split('"').next().unwrap_or_default().to_owned())
+}
+
+pub fn is_root() -> bool {
+    cmd::output(Command::new("id").arg("-u")).as_deref() == Some("0")
+}
+
+fn on_path(name: &std::ffi::OsStr) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// The newest installed PostgreSQL's server binaries (initdb, pg_ctl).
+pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
