@@ -14,7 +14,7 @@ pub fn Header() -> impl IntoView {
                     <span class="font-display text-xl font-bold tracking-tight text-brand-800">"Mercato"</span>
                 </a>
                 <SearchBox/>
-                <nav aria-label="Account and cart" class="ml-auto flex items-center gap-1 sm:gap-2 lg:ml-0">
+                <nav aria-label="Account and cart" class="ml-auto flex items-center gap-1 sm:gap-2">
                     <AccountMenu/>
                     <a href="/cart" class="btn-ghost relative" data-testid="cart-link">
                         <CartIcon/>

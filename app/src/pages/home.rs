@@ -53,7 +53,7 @@ pub fn HomePage() -> impl IntoView {
 fn Hero() -> impl IntoView {
     view! {
         <section class="bg-brand-800 text-white">
-            <div class="mx-auto grid max-w-7xl items-center gap-8 px-4 py-12 sm:px-6 md:grid-cols-2 md:py-16 lg:px-8">
+            <div class="mx-auto grid max-w-7xl items-center gap-8 px-4 py-10 sm:px-6 md:grid-cols-2 md:py-14 lg:px-8">
                 <div>
                     <p class="text-sm font-semibold uppercase tracking-widest text-accent-300">"Winter sale · up to 40% off"</p>
                     <h1 class="mt-3 font-display text-4xl font-bold leading-tight tracking-tight sm:text-5xl">
@@ -68,7 +68,7 @@ fn Hero() -> impl IntoView {
                     </div>
                 </div>
                 <div class="hidden md:block" aria-hidden="true">
-                    <div class="grid grid-cols-2 gap-4">
+                    <div class="ml-auto grid max-w-sm grid-cols-2 gap-4">
                         <div class="aspect-square rounded-2xl bg-accent-300/90"></div>
                         <div class="mt-8 aspect-square rounded-2xl bg-brand-500"></div>
                         <div class="-mt-8 aspect-square rounded-2xl bg-brand-600"></div>
