@@ -9,4 +9,5 @@ mod errors;
 mod health;
 mod metrics;
 mod process;
+mod shutdown;
 mod storefront;
