@@ -78,10 +78,6 @@ impl Application {
         self.state.config.addr
     }
 
-    pub fn shop(&self) -> &shop::Shop {
-        &self.state.shop
-    }
-
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish, for at most the configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {

@@ -120,7 +120,7 @@ fn ensure_cargo_leptos() -> Result {
         println!("    cargo-leptos {CARGO_LEPTOS_VERSION}: present");
         return Ok(());
     }
-    println!("    installing cargo-leptos {CARGO_LEPTOS_VERSION} (once; 10-20 min on 2 cores)");
+    println!("    installing cargo-leptos {CARGO_LEPTOS_VERSION} (once; about 22 min on 2 cores)");
     cmd::run(cmd::cargo().args(["install", &format!("cargo-leptos@{CARGO_LEPTOS_VERSION}"), "--locked"]))
 }
 

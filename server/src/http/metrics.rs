@@ -67,11 +67,6 @@ impl Metrics {
         Self { registry, requests, latency }
     }
 
-    /// The registry, for services that register their own metrics.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
-    }
-
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status: status.as_u16() })
