@@ -48,22 +48,35 @@ pub fn fresh_database(env: &Env, database: &str) -> Result<Env> {
     Ok(Env { database_url: with_database(&env.database_url, database), redis_url: env.redis_url.clone() })
 }
 
-fn ensure_postgres() -> Result<String> {
-    let configured = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let admin = with_database(&configured, "postgres");
-    if pg_answers(&admin) {
-        println!("    PostgreSQL: using {}", redact(&admin));
-        return Ok(admin);
+/// The configured service when it answers, else the private instance on
+/// `own_port` (started by `start` when it is not running yet).
+fn use_or_start(
+    name: &str,
+    configured: String,
+    own: String,
+    own_port: u16,
+    answers: fn(&str) -> bool,
+    start: fn() -> Result,
+) -> Result<String> {
+    if answers(&configured) {
+        println!("    {name}: using {}", redact(&configured));
+        return Ok(configured);
     }
-    let own = format!("postgres://postgres@127.0.0.1:{OWN_PG_PORT}/postgres");
-    if pg_answers(&own) {
-        println!("    PostgreSQL: {} did not answer; using the private instance on port {OWN_PG_PORT}", redact(&admin));
+    let configured = redact(&configured);
+    if answers(&own) {
+        println!("    {name}: {configured} did not answer; using the private instance on port {own_port}");
         return Ok(own);
     }
-    println!("    PostgreSQL: {} did not answer; starting a private instance on port {OWN_PG_PORT}", redact(&admin));
-    start_own_postgres()?;
-    wait_until("PostgreSQL", || pg_answers(&own))?;
+    println!("    {name}: {configured} did not answer; starting a private instance on port {own_port}");
+    start()?;
+    wait_until(name, || answers(&own))?;
     Ok(own)
+}
+
+fn ensure_postgres() -> Result<String> {
+    let configured = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let own = format!("postgres://postgres@127.0.0.1:{OWN_PG_PORT}/postgres");
+    use_or_start("PostgreSQL", with_database(&configured, "postgres"), own, OWN_PG_PORT, pg_answers, start_own_postgres)
 }
 
 fn start_own_postgres() -> Result {
@@ -114,16 +127,11 @@ fn start_own_postgres() -> Result {
 
 fn ensure_redis() -> Result<String> {
     let configured = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
-    if redis_answers(&configured) {
-        println!("    Redis: using {}", redact(&configured));
-        return Ok(configured);
-    }
     let own = format!("redis://127.0.0.1:{OWN_REDIS_PORT}");
-    if redis_answers(&own) {
-        println!("    Redis: {} did not answer; using the private instance on port {OWN_REDIS_PORT}", redact(&configured));
-        return Ok(own);
-    }
-    println!("    Redis: {} did not answer; starting a private instance on port {OWN_REDIS_PORT}", redact(&configured));
+    use_or_start("Redis", configured, own, OWN_REDIS_PORT, redis_answers, start_own_redis)
+}
+
+fn start_own_redis() -> Result {
     let dir = root().join("target/services/redis");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     cmd::run(
@@ -136,9 +144,7 @@ fn ensure_redis() -> Result<String> {
             .arg(dir.join("redis.log"))
             .arg("--pidfile")
             .arg(dir.join("redis.pid")),
-    )?;
-    wait_until("Redis", || redis_answers(&own))?;
-    Ok(own)
+    )
 }
 
 fn create_database_if_missing(server_url: &str, database: &str) -> Result {
