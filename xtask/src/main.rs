@@ -18,7 +18,8 @@ const USAGE: &str = "usage: cargo xtask <run|test>
   test   the same setup, then every Rust test and the Playwright browser suite";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The first argument is the program's own path.
+    let args: Vec<String> = std::env::args().collect::<Vec<_>>().split_off(1);
     let result = match args.first().map(String::as_str) {
         Some("run") => run(),
         Some("test") => test(&args[1..]),
