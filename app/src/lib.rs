@@ -4,15 +4,18 @@
 
 pub mod components;
 pub mod pages;
+pub mod routing;
 pub mod server;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use components::layout::{Footer, Header};
-use pages::{home::HomePage, not_found::NotFound};
+use pages::{
+    category::CategoryPage, home::HomePage, not_found::NotFound, product::ProductPage, search::SearchResultsPage,
+};
 
 /// The HTML document around the app, rendered only on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -51,6 +54,11 @@ pub fn App() -> impl IntoView {
                 <main id="main" class="flex-1">
                     <Routes fallback=NotFound>
                         <Route path=path!("") view=HomePage/>
+                        // Async: the whole page renders before the head is sent, so
+                        // titles, Open Graph tags and 404/400 statuses are right.
+                        <Route path=path!("/c/:category_slug") view=CategoryPage ssr=SsrMode::Async/>
+                        <Route path=path!("/search") view=SearchResultsPage ssr=SsrMode::Async/>
+                        <Route path=path!("/products/:product_id") view=ProductPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
                 <Footer/>

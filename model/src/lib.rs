@@ -3,6 +3,11 @@
 
 pub mod catalog;
 pub mod money;
+pub mod query;
 
-pub use catalog::{CategorySummary, ProductSummary};
+pub use catalog::{
+    Availability, BrowsePage, CategorySummary, Facets, Image, NamedRef, PriceBucket, Product, ProductSummary,
+    SearchPage, Sku, SkuStock, Sort, Suggestion,
+};
 pub use money::format_price;
+pub use query::{ListingFilters, QueryError, SearchParams};

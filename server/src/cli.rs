@@ -1,4 +1,5 @@
-//! The command line: `server [serve]`, `server migrate`, `server seed`.
+//! The command line: `server [serve]`, `server migrate`, `server seed`,
+//! `server search-index`.
 
 use clap::{Parser, Subcommand};
 
@@ -19,12 +20,19 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
-    /// Load the demo catalog.
+    /// Generate the demo catalog (deterministic) into an empty database.
     Seed {
         /// Do nothing when the catalog already has products.
         #[arg(long)]
         if_empty: bool,
+        /// How many products to generate (1 to 5,000,000).
+        #[arg(long, default_value_t = shop::catalog::seed::DEFAULT_PRODUCTS as u32,
+              value_parser = clap::value_parser!(u32).range(1..=5_000_000))]
+        products: u32,
     },
+    /// Build the search index from PostgreSQL and report time and memory
+    /// (the server does this itself at startup).
+    SearchIndex,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,8 @@ pub enum CliError {
     Startup(#[from] StartupError),
     #[error("seeding failed: {0}")]
     Seed(shop::Error),
+    #[error("indexing failed: {0}")]
+    Index(shop::Error),
     #[error("server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -53,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             startup::migrate(&shop, &config).await?;
             println!("migrations applied to {}", config.database_target());
         }
-        Command::Seed { if_empty } => {
+        Command::Seed { if_empty, products } => {
             let shop = startup::connect_shop(&config).await?;
             startup::migrate(&shop, &config).await?;
             let catalog = shop.catalog();
@@ -61,12 +71,48 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 println!("catalog already has products: nothing seeded");
                 return Ok(());
             }
-            let report = catalog.seed_demo().await.map_err(CliError::Seed)?;
+            let report = catalog.seed(shop::catalog::SeedOptions { products: products as usize }).await.map_err(CliError::Seed)?;
             println!(
-                "seeded {} categories, {} products, {} SKUs",
-                report.categories, report.products, report.skus
+                "seeded {} categories, {} brands, {} sellers, {} products, {} SKUs, {} images: {} rows in {:.1} s ({:.0} rows/s)",
+                report.categories,
+                report.brands,
+                report.sellers,
+                report.products,
+                report.skus,
+                report.images,
+                report.rows,
+                report.seconds,
+                report.rows_per_second()
+            );
+        }
+        Command::SearchIndex => {
+            let shop = startup::connect_shop(&config).await?;
+            let before = peak_rss_kib();
+            let report = shop.search().rebuild().await.map_err(CliError::Index)?;
+            let after = peak_rss_kib();
+            println!(
+                "indexed {} products with {} in {:.2} s; peak RSS {} MiB (before indexing {} MiB)",
+                report.documents,
+                shop.search.name(),
+                report.seconds,
+                after / 1024,
+                before / 1024
             );
         }
     }
     Ok(())
+}
+
+/// The process's peak resident memory (VmHWM), in KiB; 0 where unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
 }

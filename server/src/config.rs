@@ -23,6 +23,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Meilisearch, when set; otherwise the embedded Tantivy index.
+    pub meili_url: Option<String>,
+    pub meili_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +101,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(parse_num(&lookup, "MERCATO_SHUTDOWN_GRACE_SECS", 30u64)?),
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            meili_url: parse_meili_url(lookup("MEILI_URL"))?,
+            meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()),
         })
     }
 
@@ -130,6 +135,20 @@ fn parse_database_url(raw: &str) -> Result<PgConnectOptions, ConfigError> {
         problem: format!("is malformed ({e})"),
         hint: format!("expected e.g. {DEFAULT_DATABASE_URL}"),
     })
+}
+
+fn parse_meili_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = raw.map(|r| r.trim().trim_end_matches('/').to_owned()).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if !(raw.starts_with("http://") || raw.starts_with("https://")) || raw.len() < 10 {
+        return Err(ConfigError {
+            var: "MEILI_URL",
+            problem: format!("`{}` is not an http(s) URL", redact_url(&raw)),
+            hint: "expected e.g. http://127.0.0.1:7700, or leave it unset for the embedded index".into(),
+        });
+    }
+    Ok(Some(raw))
 }
 
 fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
@@ -198,6 +217,14 @@ mod tests {
 
         let err = config(&[("REDIS_URL", "http://nope")]).unwrap_err();
         assert_eq!(err.var, "REDIS_URL");
+
+        let err = config(&[("MEILI_URL", "127.0.0.1:7700")]).unwrap_err();
+        assert_eq!(err.var, "MEILI_URL");
+        assert_eq!(config(&[("MEILI_URL", "")]).unwrap().meili_url, None);
+        assert_eq!(
+            config(&[("MEILI_URL", "http://127.0.0.1:7700/")]).unwrap().meili_url.as_deref(),
+            Some("http://127.0.0.1:7700")
+        );
 
         let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_ADDR");

@@ -23,6 +23,10 @@ pub enum StartupError {
     Migrate { target: String, reason: String },
     #[error("cannot connect to Redis at {target} (REDIS_URL): {reason}. Start Redis or point REDIS_URL at a running server")]
     Redis { target: String, reason: String },
+    #[error("cannot use Meilisearch at {url} (MEILI_URL): {reason}. Start Meilisearch, fix MEILI_URL/MEILI_KEY, or unset MEILI_URL for the embedded index")]
+    Meili { url: String, reason: String },
+    #[error("cannot build the search index: {reason}")]
+    SearchIndex { reason: String },
     #[error("cannot listen on {addr} (MERCATO_ADDR): {reason}. Stop whatever uses that port or choose another address")]
     Bind { addr: SocketAddr, reason: String },
 }
@@ -35,7 +39,36 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
     let kv = shop::kv::Kv::connect(&config.redis_url, config.redis_prefix.clone())
         .await
         .map_err(|e| StartupError::Redis { target: config.redis_target(), reason: one_line(&e) })?;
-    Ok(shop::Shop::new(db, kv))
+    let search: std::sync::Arc<dyn shop::search::SearchBackend> = match &config.meili_url {
+        Some(url) => std::sync::Arc::new(
+            shop::search::meili::MeiliBackend::connect(url, config.meili_key.as_deref())
+                .await
+                .map_err(|e| StartupError::Meili { url: crate::config::redact_url(url), reason: one_line(&error_chain(&e)) })?,
+        ),
+        None => std::sync::Arc::new(shop::search::tantivy::TantivyBackend::new()),
+    };
+    Ok(shop::Shop::with_search(db, kv, search))
+}
+
+/// Fills the search index from PostgreSQL, so search answers from the first request.
+pub async fn build_search_index(shop: &shop::Shop) -> Result<(), StartupError> {
+    shop.search()
+        .rebuild()
+        .await
+        .map(|_| ())
+        .map_err(|e| StartupError::SearchIndex { reason: one_line(&error_chain(&e)) })
+}
+
+/// An error with its causes, for startup messages (never sent to clients).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 pub async fn migrate(shop: &shop::Shop, config: &Config) -> Result<(), StartupError> {
@@ -59,6 +92,7 @@ impl Application {
 
     /// Binds around an already connected shop (tests hand in their own database).
     pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
+        build_search_index(&shop).await?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;

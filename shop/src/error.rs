@@ -10,6 +10,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A request parameter that cannot be used (HTTP 400 naming it).
+    #[error("invalid `{param}`: {message}")]
+    BadInput { param: String, message: String },
+
     #[error("{dependency} is unavailable")]
     Unavailable {
         dependency: Dependency,
@@ -27,6 +31,7 @@ pub enum Error {
 pub enum Dependency {
     Postgres,
     Redis,
+    Search,
 }
 
 impl Dependency {
@@ -34,6 +39,7 @@ impl Dependency {
         match self {
             Dependency::Postgres => "postgres",
             Dependency::Redis => "redis",
+            Dependency::Search => "search",
         }
     }
 }
@@ -78,5 +84,21 @@ impl From<redis::RedisError> for Error {
         } else {
             Error::Internal(Box::new(err))
         }
+    }
+}
+
+impl From<model::QueryError> for Error {
+    fn from(err: model::QueryError) -> Self {
+        Error::BadInput { param: err.param, message: err.message }
+    }
+}
+
+impl Error {
+    pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(err.into())
+    }
+
+    pub fn bad_input(param: &str, message: impl Into<String>) -> Self {
+        Error::BadInput { param: param.to_owned(), message: message.into() }
     }
 }

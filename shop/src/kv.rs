@@ -36,8 +36,47 @@ impl Kv {
         &self.prefix
     }
 
+    /// Deletes every key under this prefix matching `pattern` (a Redis glob
+    /// after the prefix). SCAN, not KEYS, so a big keyspace never blocks Redis.
+    pub async fn delete_matching(&self, pattern: &str) -> redis::RedisResult<u64> {
+        let mut conn = self.conn();
+        let pattern = format!("{}{}", glob_escape(&self.prefix), pattern);
+        let mut cursor: u64 = 0;
+        let mut deleted = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// A connection handle for one operation; clones share the socket.
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+}
+
+/// Escapes glob metacharacters so a prefix like `test:{x}:` matches literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -6,9 +6,14 @@ pub mod catalog;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod inventory;
 pub mod kv;
+pub mod search;
+pub mod stats;
 
 pub use error::{Error, Result};
+
+use std::sync::Arc;
 
 use sqlx::PgPool;
 
@@ -17,14 +22,30 @@ use sqlx::PgPool;
 pub struct Shop {
     pub db: PgPool,
     pub kv: kv::Kv,
+    pub search: Arc<dyn search::SearchBackend>,
+    pub stats: Arc<stats::Stats>,
 }
 
 impl Shop {
+    /// A shop with the embedded (Tantivy) search index, empty until
+    /// [`search::Search::rebuild`] fills it.
     pub fn new(db: PgPool, kv: kv::Kv) -> Self {
-        Self { db, kv }
+        Self::with_search(db, kv, Arc::new(search::tantivy::TantivyBackend::new()))
+    }
+
+    pub fn with_search(db: PgPool, kv: kv::Kv, search: Arc<dyn search::SearchBackend>) -> Self {
+        Self { db, kv, search, stats: Arc::new(stats::Stats::default()) }
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {
         catalog::Catalog::new(self)
+    }
+
+    pub fn inventory(&self) -> inventory::Inventory<'_> {
+        inventory::Inventory::new(self)
+    }
+
+    pub fn search(&self) -> search::Search<'_> {
+        search::Search::new(self)
     }
 }

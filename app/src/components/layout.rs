@@ -30,18 +30,63 @@ pub fn Header() -> impl IntoView {
 /// A plain GET form: it works before hydration and without JavaScript.
 #[component]
 fn SearchBox() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let typed = RwSignal::new(String::new());
+    let open = RwSignal::new(false);
+    // Suggestions are asked for only in the browser, as the shopper types.
+    let suggestions = LocalResource::new(move || {
+        let q = typed.get();
+        async move {
+            if q.trim().chars().count() < 2 {
+                return Vec::new();
+            }
+            crate::server::suggest(q).await.unwrap_or_default()
+        }
+    });
+    let on_input = move |ev: leptos::ev::Event| {
+        typed.set(event_target_value(&ev));
+        open.set(true);
+    };
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            open.set(false);
+        }
+    };
     view! {
         <form action="/search" method="get" role="search"
-            class="order-last w-full lg:order-none lg:max-w-2xl lg:flex-1">
+            class="order-last w-full lg:order-none lg:max-w-2xl lg:flex-1"
+            on:submit=move |_| open.set(false)>
             <label for="site-search" class="sr-only">"Search products"</label>
-            <div class="relative">
+            <div class="relative" on:keydown=on_keydown>
                 <span class="pointer-events-none absolute inset-y-0 left-3 flex items-center text-muted">
                     <SearchIcon/>
                 </span>
                 <input id="site-search" name="q" type="search" autocomplete="off"
                     placeholder="Search products, brands and categories"
+                    prop:value=move || query.read().get("q").unwrap_or_default()
+                    aria-controls="search-suggestions" aria-autocomplete="list"
+                    on:input=on_input
                     class="input pl-10 pr-24"/>
                 <button type="submit" class="btn-primary absolute inset-y-1 right-1 px-4 text-sm">"Search"</button>
+                <Transition>
+                    {move || {
+                        let list = suggestions.get().unwrap_or_default();
+                        (open.get() && !list.is_empty()).then(|| view! {
+                            <ul id="search-suggestions" role="listbox" data-testid="suggestions"
+                                class="absolute inset-x-0 top-full z-30 mt-1 overflow-hidden rounded-xl border border-line bg-white py-1 shadow-lg">
+                                {list.into_iter().map(|s| view! {
+                                    <li role="option">
+                                        <a href=format!("/products/{}", s.product_id) on:click=move |_| open.set(false)
+                                            class="flex items-baseline justify-between gap-3 px-4 py-2 text-sm hover:bg-brand-50">
+                                            <span class="font-medium text-ink">{s.title}</span>
+                                            <span class="shrink-0 text-xs text-muted">{s.category}</span>
+                                        </a>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        })
+                    }}
+                </Transition>
             </div>
         </form>
     }

@@ -1,32 +1,32 @@
 use leptos::prelude::*;
 use model::{format_price, ProductSummary};
 
-/// A product tile. No product images exist yet (the catalog issue brings
-/// them), so the tile shows a tinted panel with the product's initials.
+use super::rating::RatingStars;
+
+/// A product tile in a grid: image, brand, title, rating and "from" price.
 #[component]
 pub fn ProductCard(product: ProductSummary) -> impl IntoView {
-    let initials: String = product
-        .title
-        .split_whitespace()
-        .filter_map(|w| w.chars().next())
-        .filter(|c| c.is_alphanumeric())
-        .take(2)
-        .collect();
-    let tint = tint_for(&product.category_slug);
     let href = format!("/products/{}", product.id);
     let price = format_price(product.price_cents, &product.currency);
+    let tint = tint_for(&product.category_slug);
+    let image = product.image.clone();
     view! {
         <article class="card group flex flex-col overflow-hidden" data-testid="product-card">
             <a href=href.clone() class="block" tabindex="-1" aria-hidden="true">
-                <div class=format!("flex aspect-[4/3] items-center justify-center {tint}")>
-                    <span class="font-display text-4xl font-bold opacity-70">{initials}</span>
-                </div>
+                {match image {
+                    Some(img) => view! {
+                        <img src=img.url alt="" width=img.width height=img.height loading="lazy" decoding="async"
+                            class="aspect-square w-full bg-line/40 object-cover transition group-hover:opacity-90"/>
+                    }.into_any(),
+                    None => view! { <div class=format!("aspect-square w-full {tint}")></div> }.into_any(),
+                }}
             </a>
             <div class="flex flex-1 flex-col gap-1 p-4">
-                <p class="text-xs font-medium uppercase tracking-wide text-muted">{product.category_name}</p>
+                <p class="text-xs font-medium uppercase tracking-wide text-muted">{product.brand}</p>
                 <h3 class="font-semibold leading-snug text-ink">
-                    <a href=href class="rounded hover:text-brand-700">{product.title}</a>
+                    <a href=href class="rounded hover:text-brand-700" data-testid="product-card-title">{product.title}</a>
                 </h3>
+                <RatingStars avg=product.rating_avg count=product.rating_count/>
                 <p class="mt-auto pt-2 text-lg font-bold text-ink">
                     <span class="sr-only">"Price: "</span>{price}
                 </p>
@@ -47,4 +47,24 @@ pub fn tint_for(slug: &str) -> &'static str {
     ];
     let hash = slug.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
     TINTS[hash % TINTS.len()]
+}
+
+/// A grid of product cards, or a friendly empty state.
+#[component]
+pub fn ProductGrid(products: Vec<ProductSummary>, #[prop(into)] empty: String) -> impl IntoView {
+    if products.is_empty() {
+        return view! {
+            <div class="card p-10 text-center" data-testid="empty-results">
+                <p class="font-semibold">{empty}</p>
+                <p class="mt-1 text-sm text-muted">"Try fewer filters or a different search."</p>
+            </div>
+        }
+        .into_any();
+    }
+    view! {
+        <div class="grid grid-cols-2 gap-4 md:grid-cols-3 xl:grid-cols-4" data-testid="product-grid">
+            {products.into_iter().map(|p| view! { <ProductCard product=p/> }).collect_view()}
+        </div>
+    }
+    .into_any()
 }

@@ -3,7 +3,7 @@ use leptos_meta::{Meta, Title};
 
 use crate::components::error_view::SectionError;
 use crate::components::icons::PerkIcon;
-use crate::components::product_card::{tint_for, ProductCard};
+use crate::components::product_card::{tint_for, ProductGrid};
 use crate::server::get_home;
 
 #[component]
@@ -38,8 +38,17 @@ pub fn HomePage() -> impl IntoView {
                                 <h2 id="new-arrivals-title" class="section-title">"New arrivals"</h2>
                                 <a href="/search?sort=newest" class="link text-sm">"See all"</a>
                             </div>
-                            <div class="mt-6 grid grid-cols-2 gap-4 md:grid-cols-3 lg:grid-cols-4">
-                                {data.new_arrivals.into_iter().map(|p| view! { <ProductCard product=p/> }).collect_view()}
+                            <div class="mt-6">
+                                <ProductGrid products=data.new_arrivals empty="New products are on their way."/>
+                            </div>
+                        </section>
+                        <section id="top-rated" class="page-section" aria-labelledby="top-rated-title">
+                            <div class="flex items-end justify-between gap-4">
+                                <h2 id="top-rated-title" class="section-title">"Top rated, in stock"</h2>
+                                <a href="/search?sort=rating&in_stock=true" class="link text-sm">"See all"</a>
+                            </div>
+                            <div class="mt-6">
+                                <ProductGrid products=data.top_rated empty="Nothing rated yet."/>
                             </div>
                         </section>
                     })

@@ -13,6 +13,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A query or path parameter that cannot be used; the body names it.
+    #[error("invalid `{param}`: {message}")]
+    BadParam { param: String, message: String },
     #[error("sign in to continue")]
     Unauthorized,
     #[error("you are not allowed to do this")]
@@ -35,7 +38,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -50,6 +53,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadParam { .. } => "invalid_parameter",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -79,8 +83,10 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        if let ApiError::Unavailable { dependency, .. } = &self {
-            body["dependency"] = json!(dependency);
+        match &self {
+            ApiError::Unavailable { dependency, .. } => body["dependency"] = json!(dependency),
+            ApiError::BadParam { param, .. } => body["param"] = json!(param),
+            _ => {}
         }
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(after) = self.retry_after() {
@@ -94,11 +100,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<model::QueryError> for ApiError {
+    fn from(err: model::QueryError) -> Self {
+        ApiError::BadParam { param: err.param, message: err.message }
+    }
+}
+
 impl From<shop::Error> for ApiError {
     fn from(err: shop::Error) -> Self {
         match err {
             shop::Error::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
             shop::Error::Invalid(message) => ApiError::Unprocessable(message),
+            shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
             shop::Error::Unavailable { dependency, retry_after, source } => {
                 tracing::warn!(error = %source, %dependency, "shop dependency unavailable");
                 ApiError::Unavailable { dependency: dependency.name(), retry_after }

@@ -1,5 +1,6 @@
 //! Gateway layers every request passes through, outermost first:
-//! request id → trace span → body limit → timeout → metrics → handler.
+//! request id → trace span → body limit → timeout → metrics → HTTP caching
+//! (Cache-Control, ETag, 304) → handler.
 
 use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
@@ -12,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::metrics;
+use super::{caching, metrics};
 use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,6 +37,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis));
 
     router
+        .layer(middleware::from_fn(caching::conditional))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             ServiceBuilder::new()

@@ -43,6 +43,9 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Mirrors of the shop's own counters (see `shop::stats`), brought up to
+    /// date at each scrape.
+    shop: Vec<(Counter, fn(&shop::stats::Stats) -> u64)>,
 }
 
 impl Default for Metrics {
@@ -64,7 +67,20 @@ impl Metrics {
             "Time to produce the response head, by route",
             latency.clone(),
         );
-        Self { registry, requests, latency }
+        let mut shop = Vec::new();
+        let mirrors: [(&str, &str, fn(&shop::stats::Stats) -> u64); 5] = [
+            ("product_cache_hits", "product:{id} reads answered by Redis", |s| shop::stats::Stats::get(&s.product_cache_hits)),
+            ("product_cache_misses", "product:{id} reads that went to PostgreSQL", |s| shop::stats::Stats::get(&s.product_cache_misses)),
+            ("product_db_loads", "Product records loaded from PostgreSQL", |s| shop::stats::Stats::get(&s.product_db_loads)),
+            ("cache_errors", "Redis failures the catalog rode out by reading PostgreSQL", |s| shop::stats::Stats::get(&s.cache_errors)),
+            ("stock_counter_loads", "Inventory counters loaded from PostgreSQL into Redis", |s| shop::stats::Stats::get(&s.stock_counter_loads)),
+        ];
+        for (name, help, read) in mirrors {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            shop.push((counter, read));
+        }
+        Self { registry, requests, latency, shop }
     }
 
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
@@ -76,7 +92,11 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, stats: &shop::stats::Stats) -> String {
+        for (counter, read) in &self.shop {
+            let now = read(stats);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -104,6 +124,12 @@ fn route_label(request: &Request) -> String {
     let path = request.uri().path();
     if path.starts_with("/pkg/") {
         "/pkg/{asset}".to_owned()
+    } else if path.starts_with("/products/") {
+        "/products/{product_id}".to_owned()
+    } else if path.starts_with("/c/") {
+        "/c/{category_slug}".to_owned()
+    } else if path == "/search" || path == "/" {
+        path.to_owned()
     } else {
         "unmatched".to_owned()
     }
@@ -116,6 +142,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        state.metrics.render(),
+        state.metrics.render(&state.shop.stats),
     )
 }

@@ -3,8 +3,10 @@
 //! every request passes through.
 
 pub mod api;
+pub mod caching;
 pub mod error;
 pub mod health;
+pub mod images;
 pub mod layers;
 pub mod metrics;
 
@@ -24,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .route("/images/products/{product_id}/{version}/{file}", get(images::product_image))
         .merge(api::router())
         .leptos_routes_with_context(&state, leptos_routes, provide_shop.clone(), {
             let options = options.clone();

@@ -36,7 +36,17 @@ impl TestApp {
         Self::spawn_with_redis(db, &redis_url()).await
     }
 
+    /// Boots the app around `db` after generating `products` demo products,
+    /// so the search index starts with them.
+    pub async fn spawn_seeded(db: PgPool, products: usize) -> TestApp {
+        Self::boot(db, &redis_url(), Some(products)).await
+    }
+
     pub async fn spawn_with_redis(db: PgPool, redis_url: &str) -> TestApp {
+        Self::boot(db, redis_url, None).await
+    }
+
+    pub async fn boot(db: PgPool, redis_url: &str, seed: Option<usize>) -> TestApp {
         init_tracing();
         let redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let mut config = Config::from_lookup(|key| match key {
@@ -52,6 +62,12 @@ impl TestApp {
             .await
             .expect("Redis is reachable at REDIS_URL");
         let shop = shop::Shop::new(db, kv);
+        if let Some(products) = seed {
+            shop.catalog()
+                .seed(shop::catalog::SeedOptions { products })
+                .await
+                .expect("demo catalog seeds");
+        }
         let app = Application::with_shop(config, shop.clone()).await.expect("app binds");
         let addr = app.local_addr();
         tokio::spawn(app.run_until(std::future::pending()));

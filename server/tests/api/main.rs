@@ -11,3 +11,5 @@ mod metrics;
 mod process;
 mod shutdown;
 mod storefront;
+mod catalog;
+mod search;

@@ -1,14 +1,13 @@
+//! The storefront's pages, server-rendered: what a crawler or a shopper
+//! without JavaScript receives.
+
 use sqlx::PgPool;
 
 use crate::helpers::TestApp;
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn home_page_is_server_rendered_with_the_catalog(db: PgPool) {
-    let app = TestApp::spawn(db).await;
-    let report = app.shop.catalog().seed_demo().await.unwrap();
-    assert_eq!(report.categories, 8);
-    assert_eq!(report.products, 32);
-
+    let app = TestApp::spawn_seeded(db, 300).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
@@ -19,9 +18,76 @@ async fn home_page_is_server_rendered_with_the_catalog(db: PgPool) {
     assert!(html.contains(r#"data-testid="cart-badge""#));
     // Data from PostgreSQL, rendered on the server (not fetched later).
     assert!(html.contains("Shop by category"));
-    assert!(html.contains("Home &amp; Kitchen") || html.contains("Home & Kitchen"), "categories rendered");
-    assert_eq!(html.matches(r#"data-testid="product-card""#).count(), 8, "eight new arrivals");
+    assert!(html.contains("Home &amp; Kitchen") || html.contains("Home & Kitchen"), "departments rendered");
+    assert_eq!(html.matches(r#"data-testid="product-card""#).count(), 12, "eight new arrivals and four top rated");
+    assert!(html.contains("/images/products/"), "cards show product images");
     assert!(html.contains("€"), "prices formatted");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn product_page_has_meta_tags_variants_and_live_stock(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 300).await;
+    // A product with several SKUs, one of them sold out.
+    let (product, sold_out_sku): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        r#"SELECT k.product_id, k.id FROM skus k JOIN inventory i ON i.sku_id = k.id
+           WHERE i.stock_count = 0 AND (SELECT count(*) FROM skus WHERE product_id = k.product_id) > 1
+           ORDER BY k.id LIMIT 1"#,
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let title: String = sqlx::query_scalar("SELECT title FROM products WHERE id = $1").bind(product).fetch_one(&db).await.unwrap();
+
+    let response = app.get(&format!("/products/{product}")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age=30"));
+    let html = response.text().await.unwrap();
+    let escaped = title.replace('&', "&amp;").replace('\'', "&#x27;");
+    assert!(html.contains(&format!("<title>{escaped} · Mercato</title>")), "title tag for {title}");
+    assert!(html.contains(r#"<meta property="og:title""#) && html.contains(r#"<meta property="og:image""#));
+    assert!(html.contains(r#"<meta name="description""#));
+    assert!(html.contains(r#"data-testid="variant""#), "variant selector");
+    assert!(html.contains(r#"data-testid="main-image""#), "gallery");
+
+    // Choosing the sold-out variant by URL works without JavaScript.
+    let html = app.get(&format!("/products/{product}?sku={sold_out_sku}")).await.text().await.unwrap();
+    assert!(html.contains("Out of stock"), "the chosen SKU's stock is shown");
+
+    // The figure is live: stock set in PostgreSQL shows once the counter reloads.
+    sqlx::query("UPDATE inventory SET stock_count = 3 WHERE sku_id = $1").bind(sold_out_sku).execute(&db).await.unwrap();
+    app.shop.inventory().forget_counters().await.unwrap();
+    let html = app.get(&format!("/products/{product}?sku={sold_out_sku}")).await.text().await.unwrap();
+    assert!(html.contains("Only 3 left"), "low stock wording");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn unknown_products_and_categories_are_real_404s(db: PgPool) {
+    let app = TestApp::spawn_seeded(db, 50).await;
+    for path in [
+        "/products/01930000-0000-7000-8000-000000000000",
+        "/products/not-a-uuid",
+        "/c/no-such-category",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(response.text().await.unwrap().contains(r#"data-testid="not-found""#), "{path}");
+    }
+    let response = app.get("/search?price_min=abc").await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("price_min"));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn category_page_filters_sorts_and_pages_by_cursor(db: PgPool) {
+    let app = TestApp::spawn_seeded(db, 2_000).await;
+    let html = app.get("/c/electronics?sort=price_asc").await.text().await.unwrap();
+    assert!(html.contains(r#"data-testid="category-page""#));
+    assert_eq!(html.matches(r#"data-testid="product-card""#).count(), 24);
+    assert!(html.contains(r#"data-testid="brand-facet""#), "brand filter with counts");
+    let next = html.split(r#"href=""#).find(|s| s.contains("cursor=")).expect("a next-page link").split('"').next().unwrap().replace("&amp;", "&");
+    let page2 = app.get(&next).await;
+    assert_eq!(page2.status(), 200, "{next}");
+    assert_eq!(page2.text().await.unwrap().matches(r#"data-testid="product-card""#).count(), 24);
 }
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
@@ -29,16 +95,38 @@ async fn seeding_is_deterministic_and_guarded(db: PgPool) {
     let app = TestApp::spawn(db.clone()).await;
     let catalog = app.shop.catalog();
     assert!(catalog.is_empty().await.unwrap());
-    catalog.seed_demo().await.unwrap();
-    assert!(!catalog.is_empty().await.unwrap());
-    let first: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT id, title FROM products ORDER BY id")
-        .fetch_all(&db)
-        .await
-        .unwrap();
-    // Seeding again in the same database conflicts on the fixed ids instead of duplicating.
-    assert!(catalog.seed_demo().await.is_err());
-    let ids_are_v7 = first.iter().all(|(id, _)| id.get_version_num() == 7);
-    assert!(ids_are_v7, "UUIDv7 keys");
-    let prices_ok: bool = sqlx::query_scalar("SELECT bool_and(price_cents > 0) FROM skus").fetch_one(&db).await.unwrap();
-    assert!(prices_ok);
+    let report = catalog.seed(shop::catalog::SeedOptions { products: 500 }).await.unwrap();
+    assert_eq!(report.products, 500);
+    assert_eq!(report.brands, 200);
+    assert_eq!(report.sellers, 50);
+    assert!((20..=25).contains(&(report.categories - 7)), "about twenty categories under seven departments");
+    assert!(report.skus >= 500 && report.skus <= 2_500);
+    let first: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, title FROM products ORDER BY id").fetch_all(&db).await.unwrap();
+    // Seeding a catalog that has data is refused, not duplicated.
+    assert!(matches!(catalog.seed(Default::default()).await, Err(shop::Error::Invalid(_))));
+    assert!(first.iter().all(|(id, _)| id.get_version_num() == 7), "UUIDv7 keys");
+
+    // Realistic spread: sold-out, low and plentiful stock; rated and unrated.
+    let (sold_out, low, plenty): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE stock_count = 0), count(*) FILTER (WHERE stock_count BETWEEN 1 AND 5), count(*) FILTER (WHERE stock_count > 5) FROM inventory",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(sold_out > 0 && low > 0 && plenty > sold_out + low, "{sold_out} {low} {plenty}");
+    let (unrated, rated): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE rating_count = 0), count(*) FILTER (WHERE rating_count > 0) FROM products",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(unrated > 0 && rated > unrated);
+    let min_price_consistent: bool = sqlx::query_scalar(
+        "SELECT bool_and(p.min_price_cents = (SELECT min(price_cents) FROM skus WHERE product_id = p.id)) FROM products p",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(min_price_consistent, "list prices follow the cheapest SKU");
 }

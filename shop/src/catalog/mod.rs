@@ -1,13 +1,24 @@
-//! The catalog: categories, products and SKUs. Owns those tables.
+//! The catalog: sellers, brands, the category tree, products, SKUs and
+//! images. Owns those tables and the `product:{id}` cache; other services
+//! reach them only through [`Catalog`].
 
-mod demo;
+mod browse;
+pub mod cache;
+pub mod images;
+pub mod record;
+pub mod seed;
+mod update;
 
-use model::{CategorySummary, ProductSummary};
+use std::collections::HashMap;
+
+use model::{BrowsePage, CategorySummary, Product, ProductSummary, SearchParams, SkuStock};
 use uuid::Uuid;
 
-use crate::{Result, Shop};
+use crate::{Error, Result, Shop};
 
-pub use demo::SeedReport;
+pub use record::ProductRecord;
+pub use seed::{SeedOptions, SeedReport};
+pub use update::{ProductPatch, SkuPrice};
 
 /// Page sizes are clamped so no caller can ask for the whole table.
 pub const MAX_LIST_LIMIT: i64 = 48;
@@ -21,55 +32,101 @@ impl<'a> Catalog<'a> {
         Self { shop }
     }
 
-    /// Top-level categories in display order, with how many products each holds.
+    /// Every category, departments first in display order, each followed by
+    /// its subcategories. Counts include subcategories.
+    pub async fn categories(&self) -> Result<Vec<CategorySummary>> {
+        let db = self.shop.db.clone();
+        cache::list(self.shop, "categories", || async move {
+            let rows: Vec<(Uuid, String, String, Option<String>, Option<i32>, i32, i64)> = sqlx::query_as(
+                r#"
+                SELECT c.id, c.slug, c.name, parent.slug, parent.position, c.position,
+                       (SELECT count(*) FROM products p WHERE p.category_id = c.id)
+                FROM categories c
+                LEFT JOIN categories parent ON parent.id = c.parent_id
+                ORDER BY COALESCE(parent.position, c.position), parent.position NULLS FIRST, c.position, c.name
+                "#,
+            )
+            .fetch_all(&db)
+            .await?;
+            let mut child_totals: HashMap<String, i64> = HashMap::new();
+            for (_, _, _, parent, _, _, count) in &rows {
+                if let Some(parent) = parent {
+                    *child_totals.entry(parent.clone()).or_default() += count;
+                }
+            }
+            Ok(rows
+                .into_iter()
+                .map(|(id, slug, name, parent, _, _, own)| {
+                    let product_count = own + child_totals.get(&slug).copied().unwrap_or(0);
+                    CategorySummary { id, slug, name, parent, product_count }
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+    }
+
+    /// Top-level categories (departments) in display order.
     pub async fn top_categories(&self) -> Result<Vec<CategorySummary>> {
-        let rows = sqlx::query_as::<_, (Uuid, String, String, i64)>(
-            r#"
-            SELECT c.id, c.slug, c.name,
-                   (SELECT count(*) FROM products p WHERE p.category_id = c.id)
-            FROM categories c
-            WHERE c.parent_id IS NULL
-            ORDER BY c.position, c.name
-            "#,
-        )
-        .fetch_all(&self.shop.db)
-        .await?;
-        Ok(rows
+        Ok(self.categories().await?.into_iter().filter(|c| c.parent.is_none()).collect())
+    }
+
+    pub async fn category(&self, slug: &str) -> Result<CategorySummary> {
+        self.categories()
+            .await?
             .into_iter()
-            .map(|(id, slug, name, product_count)| CategorySummary { id, slug, name, product_count })
+            .find(|c| c.slug == slug)
+            .ok_or(Error::NotFound { what: "category" })
+    }
+
+    /// The newest products, for the home page.
+    pub async fn new_arrivals(&self, limit: i64) -> Result<Vec<ProductSummary>> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let db = self.shop.db.clone();
+        let ids: Vec<Uuid> = cache::list(self.shop, &format!("new-arrivals:{limit}"), || async move {
+            let ids: Vec<Uuid> =
+                sqlx::query_scalar("SELECT id FROM products ORDER BY created_at DESC, id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&db)
+                    .await?;
+            Ok(ids)
+        })
+        .await?;
+        self.summaries(&ids).await
+    }
+
+    /// Product cards for `ids`, in that order (unknown ids are skipped).
+    pub async fn summaries(&self, ids: &[Uuid]) -> Result<Vec<ProductSummary>> {
+        Ok(cache::products(self.shop, ids).await?.iter().map(ProductRecord::summary).collect())
+    }
+
+    /// The cached record, without stock.
+    pub async fn record(&self, id: Uuid) -> Result<ProductRecord> {
+        cache::product(self.shop, id).await
+    }
+
+    /// The product page: the cached record plus live stock per SKU.
+    pub async fn product(&self, id: Uuid) -> Result<Product> {
+        let record = self.record(id).await?;
+        let skus: Vec<Uuid> = record.skus.iter().map(|s| s.sku_id).collect();
+        let available = self.shop.inventory().available(&skus).await?;
+        Ok(record.with_stock(&available))
+    }
+
+    /// Live stock for a product's SKUs: what the product page refreshes
+    /// after hydration, since the page itself may sit in a CDN for a while.
+    pub async fn stock(&self, id: Uuid) -> Result<Vec<SkuStock>> {
+        Ok(self
+            .product(id)
+            .await?
+            .skus
+            .into_iter()
+            .map(|s| SkuStock { sku_id: s.sku_id, available: s.available, availability: s.availability })
             .collect())
     }
 
-    /// The newest products, each with its cheapest SKU's price.
-    pub async fn new_arrivals(&self, limit: i64) -> Result<Vec<ProductSummary>> {
-        let limit = limit.clamp(1, MAX_LIST_LIMIT);
-        let rows = sqlx::query_as::<_, (Uuid, String, String, String, i64, String)>(
-            r#"
-            SELECT p.id, p.title, c.slug, c.name, s.price_cents, s.currency
-            FROM products p
-            JOIN categories c ON c.id = p.category_id
-            JOIN LATERAL (
-                SELECT price_cents, currency FROM skus
-                WHERE product_id = p.id ORDER BY price_cents LIMIT 1
-            ) s ON true
-            ORDER BY p.created_at DESC, p.id DESC
-            LIMIT $1
-            "#,
-        )
-        .bind(limit)
-        .fetch_all(&self.shop.db)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, title, category_slug, category_name, price_cents, currency)| ProductSummary {
-                id,
-                title,
-                category_slug,
-                category_name,
-                price_cents,
-                currency: currency.trim().to_owned(),
-            })
-            .collect())
+    /// A category page: one keyset page of products under the filters.
+    pub async fn browse(&self, slug: &str, params: &SearchParams) -> Result<BrowsePage> {
+        browse::browse(self.shop, slug, params).await
     }
 
     pub async fn is_empty(&self) -> Result<bool> {
@@ -79,8 +136,27 @@ impl<'a> Catalog<'a> {
         Ok(!any)
     }
 
-    /// Seeds the small demo catalog (deterministic) in one transaction.
-    pub async fn seed_demo(&self) -> Result<SeedReport> {
-        demo::seed(&self.shop.db).await
+    /// Generates the demo catalog (deterministic), then forgets caches and
+    /// stock counters that may describe an earlier catalog with the same ids.
+    pub async fn seed(&self, options: SeedOptions) -> Result<SeedReport> {
+        let report = seed::seed(&self.shop.db, options).await?;
+        cache::forget_all(self.shop).await?;
+        self.shop.inventory().forget_counters().await?;
+        Ok(report)
+    }
+
+    /// Updates a product's text or attributes (the seller's edit path).
+    pub async fn update_product(&self, id: Uuid, patch: ProductPatch) -> Result<ProductRecord> {
+        update::update_product(self.shop, id, patch).await
+    }
+
+    /// Changes SKU prices (the seller's repricing path).
+    pub async fn set_prices(&self, product: Uuid, prices: &[SkuPrice]) -> Result<ProductRecord> {
+        update::set_prices(self.shop, product, prices).await
+    }
+
+    /// Search documents for products with id > `after`, in id order.
+    pub async fn search_docs(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<crate::search::SearchDoc>> {
+        crate::search::docs::load(&self.shop.db, after, limit).await
     }
 }

@@ -1,0 +1,35 @@
+//! URL helpers shared by pages: the query parameters a listing understands,
+//! read from the router, and setting the response status during SSR.
+
+use leptos::prelude::*;
+use leptos_router::params::ParamsMap;
+
+/// The listing parameters present in the URL, repeated keys kept.
+pub const LISTING_KEYS: [&str; 12] = [
+    "q", "category", "brand", "price_min", "price_max", "rating_min", "in_stock", "sort", "page", "per_page", "cursor",
+    "limit",
+];
+
+pub fn query_pairs(map: &ParamsMap) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for key in LISTING_KEYS {
+        for value in map.get_all(key).unwrap_or_default() {
+            pairs.push((key.to_owned(), value));
+        }
+    }
+    pairs
+}
+
+/// Sets the HTTP status of the server-rendered response (no-op in the browser).
+pub fn set_status(code: u16) {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = http::StatusCode::from_u16(code) {
+                response.set_status(status);
+            }
+        }
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = code;
+}

@@ -1,0 +1,58 @@
+//! The REST API (`/api/v1`, per shared/API.md). Each service has its own
+//! module with a `router()`, merged here; anything unmatched under /api
+//! answers a JSON 404, never the storefront's HTML page.
+
+mod catalog;
+pub mod openapi;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::Uri;
+use axum::routing::{any, get};
+use axum::Router;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(catalog::router())
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no API endpoint at {}", uri.path()))
+}
+
+/// The query string as decoded `key=value` pairs, repeated keys kept (e.g.
+/// `brand=A&brand=B`). A malformed query string is a 400, not a 500.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+        Ok(QueryPairs(pairs))
+    }
+}
+
+/// Parses a UUID path segment, naming the parameter when it is not one.
+pub fn parse_id(param: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::try_parse(raw)
+        .map_err(|_| ApiError::BadParam { param: param.to_owned(), message: "expected a UUID".into() })
+}

@@ -1,0 +1,153 @@
+//! `GET /api/v1/openapi.json`: the machine-readable contract (OpenAPI 3.1).
+//! Written next to the routes it describes; a test checks that every path
+//! here answers and that the catalog routes are all listed.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+fn param(name: &str, location: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": location, "required": location == "path", "description": description, "schema": schema })
+}
+
+fn errors(codes: &[u16]) -> Value {
+    let mut out = serde_json::Map::new();
+    for code in codes {
+        out.insert(code.to_string(), json!({ "$ref": format!("#/components/responses/E{code}") }));
+    }
+    Value::Object(out)
+}
+
+fn ok(schema: &str) -> Value {
+    json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn with(mut responses: Value, ok_response: Value) -> Value {
+    responses["200"] = ok_response;
+    responses
+}
+
+pub fn spec() -> Value {
+    let listing_params = vec![
+        param("q", "query", "Search text; typos forgiven (1 from 5 letters, 2 from 9); the last word also matches as a prefix.", json!({"type": "string", "maxLength": 200})),
+        param("category", "query", "Category slug; a department includes its categories.", json!({"type": "string"})),
+        param("brand", "query", "Brand name; repeat for several (any matches).", json!({"type": "array", "items": {"type": "string"}})),
+        param("price_min", "query", "Lowest price in whole currency units, e.g. 25 or 49.99.", json!({"type": "string"})),
+        param("price_max", "query", "Highest price in whole currency units.", json!({"type": "string"})),
+        param("rating_min", "query", "Minimum average rating, 1 to 5.", json!({"type": "number", "minimum": 0, "maximum": 5})),
+        param("in_stock", "query", "Only products with a SKU that can be bought now.", json!({"type": "boolean"})),
+        param("sort", "query", "Result order.", json!({"type": "string", "enum": ["relevance", "price_asc", "price_desc", "rating", "newest"]})),
+    ];
+    let mut search_params = listing_params.clone();
+    search_params.push(param("page", "query", "1-based page number (at most 400).", json!({"type": "integer", "minimum": 1, "maximum": 400})));
+    search_params.push(param("per_page", "query", "Results per page; clamped to 1..48.", json!({"type": "integer", "default": 24})));
+    let mut browse_params = vec![param("slug", "path", "Category slug.", json!({"type": "string"}))];
+    browse_params.extend(listing_params);
+    browse_params.push(param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string"})));
+    browse_params.push(param("limit", "query", "Products per page; clamped to 1..48.", json!({"type": "integer", "default": 24})));
+    let product_id = param("product_id", "path", "Product id (UUIDv7).", json!({"type": "string", "format": "uuid"}));
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mercato API",
+            "version": "1",
+            "description": "The marketplace's REST API. Money is integer minor units plus an ISO 4217 currency; ids are UUIDv7; errors are {error, message}."
+        },
+        "paths": {
+            "/api/v1/categories": { "get": {
+                "summary": "Every category, departments first, with product counts.",
+                "responses": with(errors(&[503]), ok("CategoryList"))
+            }},
+            "/api/v1/categories/{slug}/products": { "get": {
+                "summary": "A category's products, keyset-paginated.",
+                "parameters": browse_params,
+                "responses": with(errors(&[400, 404, 503]), ok("BrowsePage"))
+            }},
+            "/api/v1/products": { "get": {
+                "summary": "Search and browse with filters and facet counts.",
+                "parameters": search_params,
+                "responses": with(errors(&[400, 503]), ok("SearchPage"))
+            }},
+            "/api/v1/products/{product_id}": { "get": {
+                "summary": "One product with its SKUs and live availability.",
+                "parameters": [product_id.clone()],
+                "responses": with(errors(&[400, 404, 503]), ok("Product"))
+            }},
+            "/api/v1/products/{product_id}/stock": { "get": {
+                "summary": "Live stock for a product's SKUs (never cached).",
+                "parameters": [product_id],
+                "responses": with(errors(&[400, 404, 503]), ok("Stock"))
+            }},
+            "/api/v1/search/suggest": { "get": {
+                "summary": "Search-as-you-type suggestions (products).",
+                "parameters": [param("q", "query", "What the shopper has typed so far (2+ characters).", json!({"type": "string"}))],
+                "responses": with(errors(&[400, 503]), ok("Suggestions"))
+            }}
+        },
+        "components": {
+            "responses": {
+                "E400": { "description": "Malformed input; `param` names the parameter.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E404": { "description": "Unknown id.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E503": { "description": "A dependency is down; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error", "message"], "properties": {
+                    "error": { "type": "string" }, "message": { "type": "string" },
+                    "param": { "type": "string" }, "dependency": { "type": "string" } } },
+                "Image": { "type": "object", "properties": { "url": {"type": "string"}, "alt": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"} } },
+                "NamedRef": { "type": "object", "properties": { "id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"}, "name": {"type": "string"} } },
+                "CategorySummary": { "type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"}, "name": {"type": "string"},
+                    "parent": {"type": ["string", "null"]}, "product_count": {"type": "integer"} } },
+                "CategoryList": { "type": "object", "properties": { "categories": { "type": "array", "items": { "$ref": "#/components/schemas/CategorySummary" } } } },
+                "ProductSummary": { "type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "brand": {"type": "string"},
+                    "category_slug": {"type": "string"}, "category_name": {"type": "string"},
+                    "price_cents": {"type": "integer"}, "currency": {"type": "string"},
+                    "rating_avg": {"type": "number"}, "rating_count": {"type": "integer"},
+                    "image": { "oneOf": [{ "$ref": "#/components/schemas/Image" }, {"type": "null"}] } } },
+                "Facets": { "type": "object", "properties": {
+                    "brand": { "type": "object", "additionalProperties": {"type": "integer"} },
+                    "category": { "type": "object", "additionalProperties": {"type": "integer"} },
+                    "rating": { "type": "object", "description": "\"4\": products rated 4 and up, and so on.", "additionalProperties": {"type": "integer"} },
+                    "price": { "type": "array", "items": { "type": "object", "properties": {
+                        "min_cents": {"type": "integer"}, "max_cents": {"type": ["integer", "null"]}, "count": {"type": "integer"} } } } } },
+                "SearchPage": { "type": "object", "properties": {
+                    "hits": { "type": "array", "items": { "$ref": "#/components/schemas/ProductSummary" } },
+                    "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                    "facets": { "$ref": "#/components/schemas/Facets" } } },
+                "BrowsePage": { "type": "object", "properties": {
+                    "category": { "$ref": "#/components/schemas/CategorySummary" },
+                    "subcategories": { "type": "array", "items": { "$ref": "#/components/schemas/CategorySummary" } },
+                    "products": { "type": "array", "items": { "$ref": "#/components/schemas/ProductSummary" } },
+                    "next_cursor": {"type": ["string", "null"]},
+                    "brands": { "type": "object", "additionalProperties": {"type": "integer"} } } },
+                "Sku": { "type": "object", "properties": {
+                    "sku_id": {"type": "string", "format": "uuid"},
+                    "attributes": { "type": "object", "additionalProperties": {"type": "string"} },
+                    "price_cents": {"type": "integer"}, "currency": {"type": "string"},
+                    "availability": {"type": "string", "enum": ["in_stock", "low_stock", "out_of_stock"]},
+                    "available": {"type": "integer"} } },
+                "Product": { "type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "description": {"type": "string"},
+                    "attributes": { "type": "object", "additionalProperties": {"type": "string"} },
+                    "brand": { "$ref": "#/components/schemas/NamedRef" }, "category": { "$ref": "#/components/schemas/NamedRef" },
+                    "seller": { "$ref": "#/components/schemas/NamedRef" },
+                    "images": { "type": "array", "items": { "$ref": "#/components/schemas/Image" } },
+                    "rating_avg": {"type": "number"}, "rating_count": {"type": "integer"},
+                    "skus": { "type": "array", "items": { "$ref": "#/components/schemas/Sku" } } } },
+                "Stock": { "type": "object", "properties": {
+                    "product_id": {"type": "string", "format": "uuid"},
+                    "skus": { "type": "array", "items": { "type": "object", "properties": {
+                        "sku_id": {"type": "string", "format": "uuid"}, "available": {"type": "integer"},
+                        "availability": {"type": "string", "enum": ["in_stock", "low_stock", "out_of_stock"]} } } } } },
+                "Suggestions": { "type": "object", "properties": { "suggestions": { "type": "array", "items": { "type": "object", "properties": {
+                    "product_id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "category": {"type": "string"} } } } } }
+            }
+        }
+    })
+}

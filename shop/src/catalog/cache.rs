@@ -1,0 +1,135 @@
+//! Read-through caches in Redis.
+//!
+//! - `product:{<id>}`: the product record JSON, 1 h TTL, deleted whenever the
+//!   product or one of its prices changes. Lists read many at once (MGET) and
+//!   fill every miss with one PostgreSQL query.
+//! - `catalog:list:<generation>:…`: small derived lists (categories, new
+//!   arrivals, a category page's ids). Any catalog write bumps the generation,
+//!   so stale lists are never read again and simply expire.
+//!
+//! Redis failing is not fatal for reads: the catalog falls back to PostgreSQL
+//! and counts it, so shoppers can still browse while Redis recovers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::record::{self, ProductRecord};
+use crate::stats::Stats;
+use crate::{Error, Result, Shop};
+
+pub const PRODUCT_TTL: Duration = Duration::from_secs(3600);
+pub const LIST_TTL: Duration = Duration::from_secs(300);
+
+pub fn product_key(shop: &Shop, id: Uuid) -> String {
+    shop.kv.key(&format!("product:{{{id}}}"))
+}
+
+/// Records for `ids`, in the same order; ids that do not exist are skipped.
+pub async fn products(shop: &Shop, ids: &[Uuid]) -> Result<Vec<ProductRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = ids.iter().map(|id| product_key(shop, *id)).collect();
+    let mut conn = shop.kv.conn();
+    let cached: Vec<Option<String>> = match conn.mget(&keys).await {
+        Ok(values) => values,
+        Err(err) => {
+            tracing::warn!(error = %err, "product cache unreadable; reading PostgreSQL");
+            Stats::add(&shop.stats.cache_errors, 1);
+            vec![None; ids.len()]
+        }
+    };
+
+    let mut found: HashMap<Uuid, ProductRecord> = HashMap::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    for (id, json) in ids.iter().zip(cached) {
+        match json.map(|j| record::parse(&j)) {
+            Some(Ok(rec)) => {
+                found.insert(*id, rec);
+            }
+            // A record written by an older version of the code: treat as a miss.
+            Some(Err(_)) | None => missing.push(*id),
+        }
+    }
+    Stats::add(&shop.stats.product_cache_hits, found.len() as u64);
+    Stats::add(&shop.stats.product_cache_misses, missing.len() as u64);
+
+    if !missing.is_empty() {
+        let rows = record::load_json(&shop.db, &missing).await?;
+        Stats::add(&shop.stats.product_db_loads, rows.len() as u64);
+        let mut pipe = redis::pipe();
+        for (id, json) in &rows {
+            pipe.set_ex(product_key(shop, *id), json, PRODUCT_TTL.as_secs()).ignore();
+        }
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %err, "product cache not filled");
+            Stats::add(&shop.stats.cache_errors, 1);
+        }
+        for (id, json) in rows {
+            found.insert(id, record::parse(&json)?);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+pub async fn product(shop: &Shop, id: Uuid) -> Result<ProductRecord> {
+    products(shop, &[id]).await?.pop().ok_or(Error::NotFound { what: "product" })
+}
+
+/// Deletes cached records and makes every cached list stale. A failure here
+/// must not be swallowed: the write already committed, and a stale price in
+/// the cache for an hour is exactly what this exists to prevent.
+pub async fn invalidate(shop: &Shop, ids: &[Uuid]) -> Result<()> {
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.del(product_key(shop, *id)).ignore();
+    }
+    pipe.incr(generation_key(shop), 1).ignore();
+    pipe.query_async::<()>(&mut shop.kv.conn()).await?;
+    Ok(())
+}
+
+fn generation_key(shop: &Shop) -> String {
+    shop.kv.key("catalog:generation")
+}
+
+/// A derived list, cached under the current catalog generation.
+pub async fn list<T, F, Fut>(shop: &Shop, name: &str, load: F) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut conn = shop.kv.conn();
+    let generation: Option<u64> = match conn.get(generation_key(shop)).await {
+        Ok(g) => g,
+        Err(err) => {
+            tracing::warn!(error = %err, "list cache unreadable; reading PostgreSQL");
+            Stats::add(&shop.stats.cache_errors, 1);
+            return load().await;
+        }
+    };
+    let key = shop.kv.key(&format!("catalog:list:{}:{name}", generation.unwrap_or(0)));
+    if let Ok(Some(json)) = conn.get::<_, Option<String>>(&key).await {
+        if let Ok(value) = serde_json::from_str(&json) {
+            return Ok(value);
+        }
+    }
+    let value = load().await?;
+    if let Ok(json) = serde_json::to_string(&value) {
+        let _: redis::RedisResult<()> = conn.set_ex(&key, json, LIST_TTL.as_secs()).await;
+    }
+    Ok(value)
+}
+
+/// Forgets every catalog cache entry under this prefix (after a reseed).
+pub async fn forget_all(shop: &Shop) -> Result<()> {
+    shop.kv.delete_matching("product:*").await?;
+    shop.kv.delete_matching("catalog:*").await?;
+    Ok(())
+}

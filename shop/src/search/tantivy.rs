@@ -1,0 +1,509 @@
+//! The embedded search backend: a Tantivy index in memory, built from
+//! PostgreSQL at startup and updated as products change.
+//!
+//! Text matching is Tantivy's: every query word must match some field,
+//! exactly (BM25-scored, title weighted highest) or within its typo budget,
+//! and the last word also as a prefix, for search-as-you-type. Filters,
+//! facets and sorting run in one pass of a custom collector over fast-field
+//! columns, which counts each facet under every filter except its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use model::query::PRICE_BUCKET_EDGES;
+use model::{Facets, Sort};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
+use uuid::Uuid;
+
+use super::text::{code, price_bucket, price_buckets, typo_budget};
+use super::{unavailable, SearchBackend, SearchDoc, SearchOutcome, SearchRequest};
+use crate::{Error, Result};
+
+const TOKENIZER: &str = "mercato";
+/// Indexing memory for the writer: enough to build a million products in a
+/// few segments without holding them all in RAM at once.
+const WRITER_MEMORY: usize = 128 * 1024 * 1024;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    title: Field,
+    brand_text: Field,
+    category_text: Field,
+    keywords: Field,
+    description: Field,
+}
+
+/// Text fields a query word is matched against, with their weights; fuzzy
+/// and prefix matching skip the description (too noisy for typos).
+const WEIGHTS: [(TextField, f32, bool); 5] = [
+    (TextField::Title, 3.0, true),
+    (TextField::Brand, 2.0, true),
+    (TextField::Category, 1.5, true),
+    (TextField::Keywords, 1.0, true),
+    (TextField::Description, 0.5, false),
+];
+
+#[derive(Clone, Copy)]
+enum TextField {
+    Title,
+    Brand,
+    Category,
+    Keywords,
+    Description,
+}
+
+impl Fields {
+    fn text(&self, f: TextField) -> Field {
+        match f {
+            TextField::Title => self.title,
+            TextField::Brand => self.brand_text,
+            TextField::Category => self.category_text,
+            TextField::Keywords => self.keywords,
+            TextField::Description => self.description,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct TantivyBackend {
+    index: Index,
+    reader: IndexReader,
+    writer: Arc<Mutex<IndexWriter>>,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+    /// Facet codes back to the names shown to shoppers.
+    names: Arc<RwLock<HashMap<u64, String>>>,
+}
+
+impl Default for TantivyBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TantivyBackend {
+    pub fn new() -> Self {
+        let mut schema = Schema::builder();
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        );
+        let fields = Fields {
+            id: schema.add_text_field("id", STRING),
+            title: schema.add_text_field("title", text.clone()),
+            brand_text: schema.add_text_field("brand", text.clone()),
+            category_text: schema.add_text_field("category", text.clone()),
+            keywords: schema.add_text_field("keywords", text.clone()),
+            description: schema.add_text_field("description", text),
+        };
+        for name in ["id_hi", "id_lo", "price", "rating_count", "in_stock", "brand_code", "category_code", "department_code"] {
+            schema.add_u64_field(name, FAST);
+        }
+        schema.add_f64_field("rating", FAST);
+        schema.add_i64_field("created", FAST);
+        let index = Index::create_in_ram(schema.build());
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .filter(AsciiFoldingFilter)
+            .build();
+        index.tokenizers().register(TOKENIZER, analyzer.clone());
+        let writer = index
+            .writer_with_num_threads(2, WRITER_MEMORY)
+            .expect("an in-memory index always opens a writer");
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .expect("an in-memory index always opens a reader");
+        Self { index, reader, writer: Arc::new(Mutex::new(writer)), fields, analyzer, names: Default::default() }
+    }
+
+    fn tokens(&self, text: &str) -> Vec<String> {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.text.clone());
+        }
+        out
+    }
+
+    /// Every word must match; each may match any field exactly, within its
+    /// typo budget, and (the last word) as a prefix. User text only ever
+    /// becomes terms, never query syntax, so nothing in it can inject.
+    fn query(&self, q: &str) -> Box<dyn Query> {
+        let words = self.tokens(q);
+        if words.is_empty() {
+            return Box::new(AllQuery);
+        }
+        let last = words.len() - 1;
+        let per_word = words
+            .iter()
+            .enumerate()
+            .map(|(i, word)| {
+                let budget = typo_budget(word);
+                let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                for (field, weight, fuzzy) in WEIGHTS {
+                    let term = Term::from_field_text(self.fields.text(field), word);
+                    should.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)), weight)),
+                    ));
+                    if !fuzzy {
+                        continue;
+                    }
+                    if budget > 0 {
+                        should.push((
+                            Occur::Should,
+                            Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new(term.clone(), budget, true)), weight * 0.3)),
+                        ));
+                    }
+                    if i == last {
+                        should.push((
+                            Occur::Should,
+                            Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(term, budget, true)), weight * 0.5)),
+                        ));
+                    }
+                }
+                (Occur::Must, Box::new(BooleanQuery::new(should)) as Box<dyn Query>)
+            })
+            .collect();
+        Box::new(BooleanQuery::new(per_word))
+    }
+
+    fn document(&self, doc: &SearchDoc) -> TantivyDocument {
+        let f = &self.fields;
+        let schema = self.index.schema();
+        let fast = |name: &str| schema.get_field(name).expect("field in schema");
+        let id = doc.id.as_u128();
+        let mut d = TantivyDocument::default();
+        d.add_text(f.id, doc.id.to_string());
+        d.add_text(f.title, &doc.title);
+        d.add_text(f.brand_text, &doc.brand);
+        let mut category_text = doc.category_name.clone();
+        if let Some(department) = &doc.department_name {
+            category_text.push(' ');
+            category_text.push_str(department);
+        }
+        d.add_text(f.category_text, category_text);
+        d.add_text(f.keywords, &doc.keywords);
+        d.add_text(f.description, &doc.description);
+        d.add_u64(fast("id_hi"), (id >> 64) as u64);
+        d.add_u64(fast("id_lo"), id as u64);
+        d.add_u64(fast("price"), doc.price_cents.max(0) as u64);
+        d.add_u64(fast("rating_count"), doc.rating_count.max(0) as u64);
+        d.add_u64(fast("in_stock"), doc.in_stock as u64);
+        d.add_u64(fast("brand_code"), code(&doc.brand));
+        d.add_u64(fast("category_code"), code(&doc.category_slug));
+        d.add_u64(fast("department_code"), doc.department_slug.as_deref().map(code).unwrap_or(0));
+        d.add_f64(fast("rating"), doc.rating_avg);
+        d.add_i64(fast("created"), doc.created_at.timestamp());
+        d
+    }
+
+    fn run(&self, request: &SearchRequest) -> tantivy::Result<SearchOutcome> {
+        let searcher = self.reader.searcher();
+        let query = self.query(&request.q);
+        let collector = ListingCollector {
+            filter: Filter::new(request),
+            sort: request.sort,
+            keep: request.offset + request.limit,
+            scored: !request.q.trim().is_empty(),
+        };
+        let fruit = searcher.search(query.as_ref(), &collector)?;
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        let name = |c: &u64| names.get(c).cloned();
+        let facets = Facets {
+            brand: fruit.brands.iter().filter_map(|(c, n)| Some((name(c)?, *n))).collect(),
+            category: fruit.categories.iter().filter_map(|(c, n)| Some((name(c)?, *n))).collect(),
+            rating: (1..=4).rev().map(|r| (r.to_string(), fruit.ratings[r - 1])).collect(),
+            price: price_buckets(&fruit.prices),
+        };
+        let ids = fruit
+            .top
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|r| Uuid::from_u128(r.id))
+            .collect();
+        Ok(SearchOutcome { ids, total: fruit.total, facets })
+    }
+}
+
+#[async_trait]
+impl SearchBackend for TantivyBackend {
+    fn name(&self) -> &'static str {
+        "tantivy"
+    }
+
+    async fn search(&self, request: &SearchRequest) -> Result<SearchOutcome> {
+        // Collecting is CPU work: keep it off the async workers.
+        let this = self.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || this.run(&request))
+            .await
+            .map_err(Error::internal)?
+            .map_err(unavailable)
+    }
+
+    async fn index(&self, docs: Vec<SearchDoc>) -> Result<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || -> tantivy::Result<()> {
+            {
+                let mut names = this.names.write().unwrap_or_else(|p| p.into_inner());
+                for doc in &docs {
+                    names.insert(code(&doc.brand), doc.brand.clone());
+                    names.insert(code(&doc.category_slug), doc.category_slug.clone());
+                    if let Some(d) = &doc.department_slug {
+                        names.insert(code(d), d.clone());
+                    }
+                }
+            }
+            let writer = this.writer.lock().unwrap_or_else(|p| p.into_inner());
+            for doc in &docs {
+                writer.delete_term(Term::from_field_text(this.fields.id, &doc.id.to_string()));
+                writer.add_document(this.document(doc))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)
+    }
+
+    async fn remove(&self, ids: &[Uuid]) -> Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            writer.delete_term(Term::from_field_text(self.fields.id, &id.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.delete_all_documents().map_err(Error::internal)?;
+        Ok(())
+    }
+
+    async fn commit(&self) -> Result<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || -> tantivy::Result<()> {
+            this.writer.lock().unwrap_or_else(|p| p.into_inner()).commit()?;
+            this.reader.reload()
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)
+    }
+}
+
+/// The request's filters as codes and bounds, checked per document.
+#[derive(Clone)]
+struct Filter {
+    brands: Vec<u64>,
+    category: Option<u64>,
+    price_min: Option<u64>,
+    price_max: Option<u64>,
+    rating_min: Option<f64>,
+    in_stock: bool,
+}
+
+impl Filter {
+    fn new(request: &SearchRequest) -> Self {
+        let f = &request.filters;
+        Self {
+            brands: f.brands.iter().map(|b| code(b)).collect(),
+            category: request.category.as_deref().map(code),
+            price_min: f.price_min_cents.map(|c| c.max(0) as u64),
+            price_max: f.price_max_cents.map(|c| c.max(0) as u64),
+            rating_min: f.rating_min,
+            in_stock: f.in_stock,
+        }
+    }
+}
+
+/// One ranked result: bigger keys first, then the id for a stable order.
+#[derive(Clone, Copy)]
+struct Ranked {
+    k1: f64,
+    k2: f64,
+    id: u128,
+}
+
+fn rank_order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    b.k1.total_cmp(&a.k1).then(b.k2.total_cmp(&a.k2)).then(a.id.cmp(&b.id))
+}
+
+struct ListingCollector {
+    filter: Filter,
+    sort: Sort,
+    keep: usize,
+    scored: bool,
+}
+
+#[derive(Default)]
+struct Fruit {
+    total: u64,
+    brands: HashMap<u64, u64>,
+    categories: HashMap<u64, u64>,
+    prices: [u64; PRICE_BUCKET_EDGES.len()],
+    /// ratings[r-1]: products rated r and up.
+    ratings: [u64; 4],
+    top: Vec<Ranked>,
+}
+
+struct Columns {
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    price: Column<u64>,
+    rating: Column<f64>,
+    rating_count: Column<u64>,
+    created: Column<i64>,
+    in_stock: Column<u64>,
+    brand: Column<u64>,
+    category: Column<u64>,
+    department: Column<u64>,
+}
+
+struct ListingSegment {
+    filter: Filter,
+    sort: Sort,
+    keep: usize,
+    cols: Columns,
+    fruit: Fruit,
+}
+
+impl Collector for ListingCollector {
+    type Fruit = Fruit;
+    type Child = ListingSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<ListingSegment> {
+        let ff = segment.fast_fields();
+        Ok(ListingSegment {
+            filter: self.filter.clone(),
+            sort: self.sort,
+            keep: self.keep,
+            cols: Columns {
+                id_hi: ff.u64("id_hi")?,
+                id_lo: ff.u64("id_lo")?,
+                price: ff.u64("price")?,
+                rating: ff.f64("rating")?,
+                rating_count: ff.u64("rating_count")?,
+                created: ff.i64("created")?,
+                in_stock: ff.u64("in_stock")?,
+                brand: ff.u64("brand_code")?,
+                category: ff.u64("category_code")?,
+                department: ff.u64("department_code")?,
+            },
+            fruit: Fruit::default(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scored && self.sort == Sort::Relevance
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
+        let mut all = Fruit::default();
+        for f in fruits {
+            all.total += f.total;
+            for (k, v) in f.brands {
+                *all.brands.entry(k).or_default() += v;
+            }
+            for (k, v) in f.categories {
+                *all.categories.entry(k).or_default() += v;
+            }
+            for (a, b) in all.prices.iter_mut().zip(f.prices) {
+                *a += b;
+            }
+            for (a, b) in all.ratings.iter_mut().zip(f.ratings) {
+                *a += b;
+            }
+            all.top.extend(f.top);
+        }
+        all.top.sort_by(rank_order);
+        all.top.truncate(self.keep);
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for ListingSegment {
+    type Fruit = Fruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let c = &self.cols;
+        let f = &self.filter;
+        if f.in_stock && c.in_stock.first(doc).unwrap_or(0) == 0 {
+            return;
+        }
+        let brand = c.brand.first(doc).unwrap_or(0);
+        let category = c.category.first(doc).unwrap_or(0);
+        let department = c.department.first(doc).unwrap_or(0);
+        let price = c.price.first(doc).unwrap_or(0);
+        let rating = c.rating.first(doc).unwrap_or(0.0);
+
+        let pass_brand = f.brands.is_empty() || f.brands.contains(&brand);
+        let pass_category = f.category.is_none_or(|want| want == category || want == department);
+        let pass_price = f.price_min.is_none_or(|m| price >= m) && f.price_max.is_none_or(|m| price <= m);
+        let pass_rating = f.rating_min.is_none_or(|m| rating >= m);
+
+        // Each facet counts under every filter but its own.
+        if pass_category && pass_price && pass_rating {
+            *self.fruit.brands.entry(brand).or_default() += 1;
+        }
+        if pass_brand && pass_price && pass_rating {
+            *self.fruit.categories.entry(category).or_default() += 1;
+            if department != 0 {
+                *self.fruit.categories.entry(department).or_default() += 1;
+            }
+        }
+        if pass_brand && pass_category && pass_rating {
+            self.fruit.prices[price_bucket(price as i64)] += 1;
+        }
+        if pass_brand && pass_category && pass_price {
+            for r in 1..=4 {
+                if rating >= r as f64 {
+                    self.fruit.ratings[r - 1] += 1;
+                }
+            }
+        }
+        if !(pass_brand && pass_category && pass_price && pass_rating) {
+            return;
+        }
+        self.fruit.total += 1;
+        if self.keep == 0 {
+            return;
+        }
+        let id = ((c.id_hi.first(doc).unwrap_or(0) as u128) << 64) | c.id_lo.first(doc).unwrap_or(0) as u128;
+        let popularity = c.rating_count.first(doc).unwrap_or(0) as f64;
+        let (k1, k2) = match self.sort {
+            Sort::Relevance => (score as f64, popularity),
+            Sort::PriceAsc => (-(price as f64), score as f64),
+            Sort::PriceDesc => (price as f64, score as f64),
+            Sort::Rating => (rating, popularity),
+            Sort::Newest => (c.created.first(doc).unwrap_or(0) as f64, 0.0),
+        };
+        self.fruit.top.push(Ranked { k1, k2, id });
+        // Keep memory bounded: trim to the best `keep` now and then.
+        if self.fruit.top.len() >= 2 * self.keep + 1024 {
+            let keep = self.keep;
+            self.fruit.top.select_nth_unstable_by(keep - 1, rank_order);
+            self.fruit.top.truncate(keep);
+        }
+    }
+
+    fn harvest(self) -> Fruit {
+        self.fruit
+    }
+}
