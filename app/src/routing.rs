@@ -1,7 +1,6 @@
 //! URL helpers shared by pages: the query parameters a listing understands,
 //! read from the router, and setting the response status during SSR.
 
-use leptos::prelude::*;
 use leptos_router::params::ParamsMap;
 
 /// The listing parameters present in the URL, repeated keys kept.
@@ -24,7 +23,7 @@ pub fn query_pairs(map: &ParamsMap) -> Vec<(String, String)> {
 pub fn set_status(code: u16) {
     #[cfg(feature = "ssr")]
     {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             if let Ok(status) = http::StatusCode::from_u16(code) {
                 response.set_status(status);
             }

@@ -75,7 +75,7 @@ pub fn FilterSidebar(
                                     view! {
                                         <li>
                                             <label class="flex cursor-pointer items-center gap-2">
-                                                <input type="checkbox" name="brand" value=name.clone() checked=checked
+                                                <input type="checkbox" name="brand" value=name.clone() checked=checked prop:checked=checked
                                                     class="h-4 w-4 rounded border-line accent-brand-700"/>
                                                 <span class="flex-1">{name}</span>
                                                 <span class="text-muted">{count}</span>
@@ -92,11 +92,11 @@ pub fn FilterSidebar(
                     <legend class="mb-2 font-semibold">"Price (€)"</legend>
                     <div class="flex items-center gap-2">
                         <label class="sr-only" for="price_min">"Minimum price"</label>
-                        <input id="price_min" name="price_min" inputmode="decimal" placeholder="Min" value=price_min
+                        <input id="price_min" name="price_min" inputmode="decimal" placeholder="Min" value=price_min.clone() prop:value=price_min
                             class="input w-full py-1.5" data-testid="price-min"/>
                         <span aria-hidden="true">"–"</span>
                         <label class="sr-only" for="price_max">"Maximum price"</label>
-                        <input id="price_max" name="price_max" inputmode="decimal" placeholder="Max" value=price_max
+                        <input id="price_max" name="price_max" inputmode="decimal" placeholder="Max" value=price_max.clone() prop:value=price_max
                             class="input w-full py-1.5" data-testid="price-max"/>
                     </div>
                     {(!price_links.is_empty()).then(|| view! {
@@ -116,7 +116,7 @@ pub fn FilterSidebar(
                             view! {
                                 <li>
                                     <label class="flex cursor-pointer items-center gap-2">
-                                        <input type="radio" name="rating_min" value=r.to_string() checked=rating == Some(r)
+                                        <input type="radio" name="rating_min" value=r.to_string() checked=rating == Some(r) prop:checked=rating == Some(r)
                                             class="h-4 w-4 accent-brand-700"/>
                                         <span class="flex-1">{format!("{r}★ & up")}</span>
                                         {count.map(|c| view! { <span class="text-muted">{c}</span> })}
@@ -126,7 +126,7 @@ pub fn FilterSidebar(
                         }).collect_view()}
                         <li>
                             <label class="flex cursor-pointer items-center gap-2">
-                                <input type="radio" name="rating_min" value="" checked=rating.is_none() class="h-4 w-4 accent-brand-700"/>
+                                <input type="radio" name="rating_min" value="" checked=rating.is_none() prop:checked=rating.is_none() class="h-4 w-4 accent-brand-700"/>
                                 <span>"Any rating"</span>
                             </label>
                         </li>
@@ -135,7 +135,7 @@ pub fn FilterSidebar(
 
                 <div class="py-4">
                     <label class="flex cursor-pointer items-center gap-2">
-                        <input type="checkbox" name="in_stock" value="true" checked=params.filters.in_stock
+                        <input type="checkbox" name="in_stock" value="true" checked=params.filters.in_stock prop:checked=params.filters.in_stock
                             class="h-4 w-4 rounded accent-brand-700" data-testid="in-stock"/>
                         <span>"In stock only"</span>
                     </label>
@@ -162,7 +162,7 @@ pub fn SortLinks(#[prop(into)] path: String, params: SearchParams, #[prop(option
                 let label = if sort == Sort::Relevance { relevance_label.unwrap_or(sort.label()) } else { sort.label() };
                 view! {
                     <a href=url aria-current=current.then_some("true")
-                        class=if current { "badge bg-brand-700 text-white" } else { "badge bg-white text-ink hover:bg-brand-50" }>
+                        class=if current { "chip bg-brand-700 text-white" } else { "chip bg-white text-ink hover:bg-brand-50" }>
                         {label}
                     </a>
                 }

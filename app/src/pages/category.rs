@@ -72,7 +72,7 @@ fn CategoryView(data: BrowsePage, params: SearchParams) -> impl IntoView {
             {(!data.subcategories.is_empty()).then(|| view! {
                 <ul class="mt-4 flex flex-wrap gap-2" aria-label="Subcategories">
                     {data.subcategories.iter().map(|c| view! {
-                        <li><a href=format!("/c/{}", c.slug) class="badge bg-white text-ink ring-1 ring-line hover:bg-brand-50">
+                        <li><a href=format!("/c/{}", c.slug) class="chip bg-white text-ink ring-1 ring-line hover:bg-brand-50">
                             {c.name.clone()}" "<span class="text-muted">{c.product_count}</span>
                         </a></li>
                     }).collect_view()}

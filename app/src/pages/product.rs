@@ -136,7 +136,7 @@ fn ProductView(product: Product) -> impl IntoView {
                             Availability::OutOfStock => ("bg-rose-100 text-rose-800", "Out of stock".to_owned()),
                         };
                         view! {
-                            <p class=format!("badge mt-3 {class}") data-testid="stock" data-availability=format!("{availability:?}")
+                            <p class=format!("chip mt-3 {class}") data-testid="stock" data-availability=format!("{availability:?}")
                                 aria-live="polite">{text}</p>
                         }
                     })}

@@ -65,7 +65,7 @@ fn ResultsView(page: SearchPage, params: SearchParams) -> impl IntoView {
                 <ul class="mt-4 flex flex-wrap gap-2" aria-label="Categories" data-testid="category-facet">
                     {category_links.into_iter().map(|(url, slug, count, current)| view! {
                         <li><a href=url aria-current=current.then_some("true")
-                            class=if current { "badge bg-brand-700 text-white" } else { "badge bg-white text-ink ring-1 ring-line hover:bg-brand-50" }>
+                            class=if current { "chip bg-brand-700 text-white" } else { "chip bg-white text-ink ring-1 ring-line hover:bg-brand-50" }>
                             {slug.replace('-', " ")}" "<span class="opacity-70">{count}</span>
                         </a></li>
                     }).collect_view()}
