@@ -39,6 +39,9 @@ CREATE TABLE products (
     seller_id        uuid NOT NULL REFERENCES sellers (id),
     brand_id         uuid NOT NULL REFERENCES brands (id),
     category_id      uuid NOT NULL REFERENCES categories (id),
+    -- The category's top-level ancestor, kept by a trigger, so a department
+    -- page is one index range instead of a merge over its categories.
+    department_id    uuid NOT NULL REFERENCES categories (id),
     title            text NOT NULL CHECK (length(title) BETWEEN 1 AND 300),
     description      text NOT NULL DEFAULT '',
     attributes       jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(attributes) = 'object'),
@@ -57,11 +60,27 @@ CREATE TABLE products (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT products_rating_range CHECK (rating_sum <= 5::bigint * rating_count AND rating_sum >= rating_count)
 );
--- Category pages: one index per sort order, keyset-paginated on (key, id).
+-- Category and department pages: one index per sort order, keyset-paginated
+-- on (key, id).
 CREATE INDEX products_category_newest_idx ON products (category_id, created_at DESC, id DESC);
 CREATE INDEX products_category_price_idx ON products (category_id, min_price_cents, id);
 CREATE INDEX products_category_rating_idx ON products (category_id, rating_avg DESC, id);
 CREATE INDEX products_category_popular_idx ON products (category_id, rating_count DESC, id);
+CREATE INDEX products_department_newest_idx ON products (department_id, created_at DESC, id DESC);
+CREATE INDEX products_department_price_idx ON products (department_id, min_price_cents, id);
+CREATE INDEX products_department_rating_idx ON products (department_id, rating_avg DESC, id);
+CREATE INDEX products_department_popular_idx ON products (department_id, rating_count DESC, id);
+
+-- The department follows the category, whoever writes the row.
+CREATE FUNCTION products_set_department() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.department_id := COALESCE((SELECT parent_id FROM categories WHERE id = NEW.category_id), NEW.category_id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER products_department
+    BEFORE INSERT OR UPDATE OF category_id ON products
+    FOR EACH ROW EXECUTE FUNCTION products_set_department();
 -- Home page "new arrivals" and the seller's own listings.
 CREATE INDEX products_newest_idx ON products (created_at DESC, id DESC);
 CREATE INDEX products_seller_idx ON products (seller_id, created_at DESC);

@@ -52,7 +52,7 @@ pub enum PageResult<T> {
 
 #[server]
 pub async fn get_category(slug: String, query: Vec<(String, String)>) -> Result<PageResult<BrowsePage>, ServerFnError> {
-    let params = match model::SearchParams::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+    let params = match model::SearchParams::from_owned_pairs(&query) {
         Ok(p) => p,
         Err(err) => return Ok(PageResult::Invalid(err.to_string())),
     };
@@ -62,7 +62,7 @@ pub async fn get_category(slug: String, query: Vec<(String, String)>) -> Result<
 
 #[server]
 pub async fn search_products(query: Vec<(String, String)>) -> Result<PageResult<SearchPage>, ServerFnError> {
-    let params = match model::SearchParams::from_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+    let params = match model::SearchParams::from_owned_pairs(&query) {
         Ok(p) => p,
         Err(err) => return Ok(PageResult::Invalid(err.to_string())),
     };

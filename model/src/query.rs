@@ -172,6 +172,11 @@ impl SearchParams {
         Ok(params)
     }
 
+    /// [`SearchParams::from_pairs`] for owned pairs, as pages and server functions hold them.
+    pub fn from_owned_pairs(pairs: &[(String, String)]) -> Result<Self, QueryError> {
+        Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// The query string for these parameters (without `?`), for links.
     /// Defaults are left out so URLs stay short and cacheable.
     pub fn to_query_string(&self) -> String {

@@ -33,6 +33,9 @@ pub enum Command {
     /// Build the search index from PostgreSQL and report time and memory
     /// (the server does this itself at startup).
     SearchIndex,
+    /// Load every product into the Redis cache and every SKU's stock counter,
+    /// e.g. after a deploy or a Redis flush.
+    CacheWarm,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +44,8 @@ pub enum CliError {
     Startup(#[from] StartupError),
     #[error("seeding failed: {0}")]
     Seed(shop::Error),
-    #[error("indexing failed: {0}")]
-    Index(shop::Error),
+    #[error("{0}")]
+    Shop(shop::Error),
     #[error("server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -85,10 +88,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 report.rows_per_second()
             );
         }
+        Command::CacheWarm => {
+            let shop = startup::connect_shop(&config).await?;
+            let started = std::time::Instant::now();
+            let (products, skus) = shop.catalog().warm_cache().await.map_err(CliError::Shop)?;
+            println!(
+                "cached {products} products and {skus} stock counters in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         Command::SearchIndex => {
             let shop = startup::connect_shop(&config).await?;
             let before = peak_rss_kib();
-            let report = shop.search().rebuild().await.map_err(CliError::Index)?;
+            let report = shop.search().rebuild().await.map_err(CliError::Shop)?;
             let after = peak_rss_kib();
             println!(
                 "indexed {} products with {} in {:.2} s; peak RSS {} MiB (before indexing {} MiB)",

@@ -29,7 +29,7 @@ pub fn CategoryPage() -> impl IntoView {
                     let pairs = query_pairs(&query.read_untracked());
                     page.await.map(|result| match result {
                         PageResult::Found(data) => {
-                            let params = SearchParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_or_default();
+                            let params = SearchParams::from_owned_pairs(&pairs).unwrap_or_default();
                             view! { <CategoryView data params/> }.into_any()
                         }
                         PageResult::Missing => view! { <NotFound/> }.into_any(),

@@ -21,7 +21,7 @@ pub fn SearchResultsPage() -> impl IntoView {
                     let pairs = query_pairs(&query.read_untracked());
                     results.await.map(|result| match result {
                         PageResult::Found(page) => {
-                            let params = SearchParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_or_default();
+                            let params = SearchParams::from_owned_pairs(&pairs).unwrap_or_default();
                             view! { <ResultsView page params/> }.into_any()
                         }
                         PageResult::Missing => view! { <InvalidQuery message="Nothing to search for.".to_owned()/> }.into_any(),

@@ -92,7 +92,7 @@ pub(super) async fn browse(shop: &Shop, slug: &str, params: &SearchParams) -> Re
         .parent
         .as_ref()
         .and_then(|p| all.iter().find(|c| &c.slug == p).cloned());
-    let category_ids: Vec<Uuid> = std::iter::once(category.id).chain(subcategories.iter().map(|c| c.id)).collect();
+    let scope = if category.parent.is_none() { Scope::Department(category.id) } else { Scope::Category(category.id) };
     let cursor = params.cursor.as_deref().map(|c| Cursor::decode(c, params.sort)).transpose()?;
     let limit = params.per_page.clamp(1, SearchParams::MAX_PER_PAGE) as i64;
 
@@ -101,7 +101,7 @@ pub(super) async fn browse(shop: &Shop, slug: &str, params: &SearchParams) -> Re
     let filters = params.filters.clone();
     let sort = params.sort;
     let page: PageIds = super::cache::list(shop, &cache_name, || async move {
-        let rows = query_page(&db, &category_ids, &filters, sort, cursor, limit).await?;
+        let rows = query_page(&db, scope, &filters, sort, cursor, limit).await?;
         let next = (rows.len() as i64 > limit).then(|| rows[limit as usize - 1].cursor(sort).encode());
         Ok(PageIds { ids: rows.iter().take(limit as usize).map(|r| r.id).collect(), next })
     })
@@ -133,9 +133,17 @@ pub(super) async fn browse(shop: &Shop, slug: &str, params: &SearchParams) -> Re
     })
 }
 
+/// Which column narrows the page: a department (top-level category) covers
+/// all of its categories through `department_id`.
+#[derive(Clone, Copy)]
+enum Scope {
+    Department(Uuid),
+    Category(Uuid),
+}
+
 async fn query_page(
     db: &sqlx::PgPool,
-    category_ids: &[Uuid],
+    scope: Scope,
     filters: &model::ListingFilters,
     sort: Sort,
     cursor: Option<Cursor>,
@@ -156,11 +164,15 @@ async fn query_page(
             "(p.rating_count < $8::bigint OR (p.rating_count = $8::bigint AND p.id > $9))",
         ),
     };
+    let (column, scope_id) = match scope {
+        Scope::Department(id) => ("p.department_id", id),
+        Scope::Category(id) => ("p.category_id", id),
+    };
     let sql = format!(
         r#"
         SELECT p.id, p.created_at, p.min_price_cents, p.rating_avg, p.rating_count
         FROM products p
-        WHERE p.category_id = ANY($1)
+        WHERE {column} = $1
           AND (cardinality($2::text[]) = 0 OR p.brand_id IN (SELECT id FROM brands WHERE name = ANY($2)))
           AND ($3::bigint IS NULL OR p.min_price_cents >= $3)
           AND ($4::bigint IS NULL OR p.min_price_cents <= $4)
@@ -185,7 +197,7 @@ async fn query_page(
         Some(Cursor::Rating(k, id)) => (Some(KeyBind::Float(k)), Some(id)),
     };
     let query = sqlx::query_as::<_, Row>(&sql)
-        .bind(category_ids)
+        .bind(scope_id)
         .bind(&filters.brands)
         .bind(filters.price_min_cents)
         .bind(filters.price_max_cents)

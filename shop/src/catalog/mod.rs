@@ -129,6 +129,32 @@ impl<'a> Catalog<'a> {
         browse::browse(self.shop, slug, params).await
     }
 
+    /// Loads every product into the cache and every SKU's stock counter into
+    /// Redis, in batches: after a deploy or a Redis flush, so the first
+    /// shoppers do not all land on PostgreSQL. Returns (products, SKUs).
+    pub async fn warm_cache(&self) -> Result<(usize, usize)> {
+        const BATCH: i64 = 1_000;
+        let (mut products, mut skus) = (0, 0);
+        let mut after: Option<Uuid> = None;
+        loop {
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM products WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(BATCH)
+            .fetch_all(&self.shop.db)
+            .await?;
+            let Some(last) = ids.last() else { break };
+            after = Some(*last);
+            let records = cache::products(self.shop, &ids).await?;
+            let sku_ids: Vec<Uuid> = records.iter().flat_map(|r| r.skus.iter().map(|s| s.sku_id)).collect();
+            self.shop.inventory().available(&sku_ids).await?;
+            products += records.len();
+            skus += sku_ids.len();
+        }
+        Ok((products, skus))
+    }
+
     pub async fn is_empty(&self) -> Result<bool> {
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products)")
             .fetch_one(&self.shop.db)

@@ -88,6 +88,7 @@ impl Rng {
 
 struct Leaf {
     id: Uuid,
+    department_id: Uuid,
     department: usize,
     spec: &'static vocab::Leaf,
 }
@@ -119,7 +120,7 @@ pub(crate) async fn seed(db: &PgPool, options: SeedOptions) -> Result<SeedReport
         for (l, leaf) in dept.leaves.iter().enumerate() {
             let id = rng.uuid_v7(epoch);
             row(&mut buf, &[&id.to_string(), leaf.slug, leaf.name, &dept_id.to_string(), &l.to_string()]);
-            leaves.push(Leaf { id, department: d, spec: leaf });
+            leaves.push(Leaf { id, department_id: dept_id, department: d, spec: leaf });
         }
         report.categories += 1 + dept.leaves.len();
     }
@@ -179,7 +180,7 @@ pub(crate) async fn seed(db: &PgPool, options: SeedOptions) -> Result<SeedReport
             report.images += counts.1;
         }
         report.products += end - start;
-        copy(&mut tx, "COPY products (id, seller_id, brand_id, category_id, title, description, attributes, min_price_cents, currency, rating_sum, rating_count, created_at, updated_at) FROM STDIN", &products).await?;
+        copy(&mut tx, "COPY products (id, seller_id, brand_id, category_id, department_id, title, description, attributes, min_price_cents, currency, rating_sum, rating_count, created_at, updated_at) FROM STDIN", &products).await?;
         copy(&mut tx, "COPY skus (id, product_id, position, attributes, price_cents, currency, created_at) FROM STDIN", &skus).await?;
         copy(&mut tx, "COPY product_images (product_id, position, url, alt, width, height) FROM STDIN", &images_buf).await?;
         copy(&mut tx, "COPY inventory (sku_id, stock_count, reserved, version, updated_at) FROM STDIN", &inventory).await?;
@@ -297,6 +298,7 @@ fn product(
         &seller.to_string(),
         &brand.id.to_string(),
         &leaf.id.to_string(),
+        &leaf.department_id.to_string(),
         &title,
         &description,
         &attributes,
@@ -387,7 +389,7 @@ mod tests {
         let leaves: Vec<Leaf> = DEPARTMENTS
             .iter()
             .enumerate()
-            .flat_map(|(d, dept)| dept.leaves.iter().map(move |spec| Leaf { id: Uuid::nil(), department: d, spec }))
+            .flat_map(|(d, dept)| dept.leaves.iter().map(move |spec| Leaf { id: Uuid::nil(), department_id: Uuid::nil(), department: d, spec }))
             .collect();
         let brands: Vec<Brand> = (0..200).map(|b| Brand { id: Uuid::nil(), name: format!("B{b}") }).collect();
         let by_dept: Vec<Vec<usize>> = (0..DEPARTMENTS.len()).map(|d| (0..200).filter(|b| b % DEPARTMENTS.len() == d).collect()).collect();

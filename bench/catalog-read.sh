@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The catalog read path under a fixed load (issue: catalog, product pages
+# and search). Seeds PRODUCTS products into its own database, starts a
+# release server, and drives it with bench/loadgen at RATE requests/s:
+#   1. product pages (SSR), Zipf-distributed, cold cache;
+#   2. the same after `server cache-warm` (steady state of a running shop);
+#   3. the search API, a mix of plain, typo, prefix and filtered queries.
+# Reports p50/p99, the product cache hit ratio from /metrics, and what
+# PostgreSQL was asked during each phase (pg_stat_database commits).
+# Usage: bench/catalog-read.sh   (PRODUCTS, RATE, DURATION seconds per phase, ZIPF override)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PRODUCTS=${PRODUCTS:-100000}
+RATE=${RATE:-200}
+SECONDS_PER_PHASE=${DURATION:-60}
+ZIPF=${ZIPF:-1.0}
+PG=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+DB=mercato_bench
+PORT=${PORT:-3300}
+PREFIX="bench:$$:"
+export DATABASE_URL="$PG/$DB" REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export MERCATO_REDIS_PREFIX="$PREFIX" MERCATO_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT="$ROOT/target/site"
+# Request logs at 200/s would measure the terminal, not the shop.
+export RUST_LOG=warn,shop::search=info
+WORK=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" unlink >/dev/null; rm -rf "$WORK"' EXIT
+
+echo "== build (release)"
+cargo build --release -q -p server -p loadgen
+SERVER_BIN=target/release/server
+LOADGEN=target/release/loadgen
+
+count=$(psql "$PG/$DB" -tAc "SELECT count(*) FROM products" 2>/dev/null || echo none)
+if [ "$count" != "$PRODUCTS" ]; then
+  echo "== seeding $PRODUCTS products into $DB"
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -qc "CREATE DATABASE $DB"
+  $SERVER_BIN seed --products "$PRODUCTS"
+fi
+
+echo "== targets"
+psql "$DATABASE_URL" -tAc "SELECT '/products/' || id FROM products ORDER BY md5(id::text)" > "$WORK/products.txt"
+{
+  for q in headphones laptop "running shoes" tent serum "board game" kettle backpack "yoga mat" camera \
+           headphnoes laptpo sneakres espreso keybaord \
+           head lap sne espr "wool co" \
+           aurora nimbus kortex calic; do
+    enc=${q// /+}
+    echo "/api/v1/products?q=$enc"
+    echo "/api/v1/products?q=$enc&sort=price_asc&in_stock=true"
+    echo "/api/v1/search/suggest?q=$enc"
+  done
+  echo "/api/v1/products?category=electronics&price_min=50&price_max=500&rating_min=4"
+  echo "/api/v1/products?category=fashion&brand=Calic&brand=Soltra&sort=rating"
+  echo "/api/v1/products?sort=newest"
+} > "$WORK/search.txt"
+
+echo "== server"
+$SERVER_BIN serve > "$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
+grep -o '"search index built".*' "$WORK/server.log" || true
+
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+commits() { psql "$DATABASE_URL" -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'"; }
+
+phase() { # label, targets file, extra loadgen args
+  local label=$1 file=$2; shift 2
+  local h0 m0 l0 s0 c0 h1 m1 l1 s1 c1
+  h0=$(metric mercato_product_cache_hits_total); m0=$(metric mercato_product_cache_misses_total)
+  l0=$(metric mercato_product_db_loads_total); s0=$(metric mercato_stock_counter_loads_total); c0=$(commits)
+  result=$($LOADGEN --base "http://127.0.0.1:$PORT" --rate "$RATE" --seconds "$SECONDS_PER_PHASE" --targets "$file" --label "$label" "$@")
+  h1=$(metric mercato_product_cache_hits_total); m1=$(metric mercato_product_cache_misses_total)
+  l1=$(metric mercato_product_db_loads_total); s1=$(metric mercato_stock_counter_loads_total); c1=$(commits)
+  local hits=$((h1 - h0)) misses=$((m1 - m0))
+  local ratio=n/a
+  [ $((hits + misses)) -gt 0 ] && ratio=$(awk -v h=$hits -v m=$misses 'BEGIN { printf "%.1f%%", 100 * h / (h + m) }')
+  echo "$result"
+  echo "   cache: hits=$hits misses=$misses hit_ratio=$ratio | postgres: product_loads=$((l1 - l0)) stock_counter_loads=$((s1 - s0)) transactions=$((c1 - c0))"
+}
+
+echo "== 1. product pages, Zipf($ZIPF), cold cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
+phase product-cold "$WORK/products.txt" --zipf "$ZIPF"
+echo "== cache warm"
+$SERVER_BIN cache-warm
+echo "== 2. product pages, Zipf($ZIPF), warm cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
+phase product-warm "$WORK/products.txt" --zipf "$ZIPF"
+echo "== 3. search API, $RATE req/s for ${SECONDS_PER_PHASE}s"
+phase search "$WORK/search.txt"
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r)"

@@ -1,0 +1,168 @@
+//! `loadgen --base URL --rate R --seconds S --targets FILE [--zipf S]`
+//!
+//! Sends R requests per second for S seconds whatever the server does (open
+//! loop), each to a path from FILE (one per line). With `--zipf`, line k is
+//! picked with probability ∝ 1/k^S, the skew of real shop traffic. Latency
+//! counts from when the request was due, so a stalled server shows up as
+//! latency instead of silently lowering the rate. Prints one JSON line.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    base: String,
+    rate: f64,
+    seconds: f64,
+    targets: Vec<String>,
+    zipf: Option<f64>,
+    label: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args();
+    args.next();
+    let (mut base, mut rate, mut seconds, mut file, mut zipf, mut label) =
+        (None, 200.0, 30.0, None, None, String::from("run"));
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--base" => base = Some(value()?),
+            "--rate" => rate = value()?.parse().map_err(|_| "--rate: a number")?,
+            "--seconds" => seconds = value()?.parse().map_err(|_| "--seconds: a number")?,
+            "--targets" => file = Some(value()?),
+            "--zipf" => zipf = Some(value()?.parse().map_err(|_| "--zipf: a number")?),
+            "--label" => label = value()?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let file = file.ok_or("--targets FILE is required")?;
+    let targets: Vec<String> = std::fs::read_to_string(&file)
+        .map_err(|e| format!("{file}: {e}"))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("{file} lists no paths"));
+    }
+    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label })
+}
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Picks target indexes uniformly or Zipf-distributed (inverse CDF).
+struct Picker {
+    cdf: Option<Vec<f64>>,
+    n: usize,
+}
+
+impl Picker {
+    fn new(n: usize, zipf: Option<f64>) -> Self {
+        let cdf = zipf.map(|s| {
+            let mut acc = 0.0;
+            let mut cdf: Vec<f64> = (1..=n).map(|k| {
+                acc += 1.0 / (k as f64).powf(s);
+                acc
+            }).collect();
+            for c in &mut cdf {
+                *c /= acc;
+            }
+            cdf
+        });
+        Self { cdf, n }
+    }
+
+    fn pick(&self, rng: &mut Rng) -> usize {
+        let u = rng.unit();
+        match &self.cdf {
+            Some(cdf) => cdf.partition_point(|c| *c < u).min(self.n - 1),
+            None => ((u * self.n as f64) as usize).min(self.n - 1),
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(2);
+        }
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let picker = Picker::new(args.targets.len(), args.zipf);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let total = (args.rate * args.seconds).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = started + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let url = format!("{}{}", args.base, args.targets[picker.pick(&mut rng)]);
+        let (client, latencies, errors) = (client.clone(), latencies.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let result = async {
+                let response = client.get(&url).send().await?;
+                let status = response.status();
+                response.bytes().await?;
+                Ok::<_, reqwest::Error>(status)
+            }
+            .await;
+            let ms = due.elapsed().as_secs_f64() * 1000.0;
+            match result {
+                Ok(status) if status.is_success() => latencies.lock().unwrap().push(ms),
+                Ok(status) => errors.lock().unwrap().push(format!("{status} {url}")),
+                Err(e) => errors.lock().unwrap().push(format!("{e} {url}")),
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let errors = errors.lock().unwrap().clone();
+    let report = serde_json::json!({
+        "label": args.label,
+        "target_rate": args.rate,
+        "achieved_rate": (lat.len() + errors.len()) as f64 / elapsed,
+        "requests": lat.len() + errors.len(),
+        "errors": errors.len(),
+        "p50_ms": percentile(&lat, 50.0),
+        "p90_ms": percentile(&lat, 90.0),
+        "p99_ms": percentile(&lat, 99.0),
+        "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+    });
+    println!("{report}");
+    for e in errors.iter().take(5) {
+        eprintln!("loadgen: error: {e}");
+    }
+}
