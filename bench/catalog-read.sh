@@ -67,6 +67,9 @@ commits() { psql "$DATABASE_URL" -tAc "SELECT xact_commit FROM pg_stat_database 
 phase() { # label, targets file, extra loadgen args
   local label=$1 file=$2; shift 2
   local h0 m0 l0 s0 c0 h1 m1 l1 s1 c1
+  # PostgreSQL publishes a backend's counters lazily (up to seconds after it
+  # finishes, e.g. cache-warm's); let them settle so they land in no phase.
+  sleep 3
   h0=$(metric mercato_product_cache_hits_total); m0=$(metric mercato_product_cache_misses_total)
   l0=$(metric mercato_product_db_loads_total); s0=$(metric mercato_stock_counter_loads_total); c0=$(commits)
   result=$($LOADGEN --base "http://127.0.0.1:$PORT" --rate "$RATE" --seconds "$SECONDS_PER_PHASE" --targets "$file" --label "$label" "$@")

@@ -23,7 +23,7 @@ q "category page, department, price ascending, page 1 (shop::catalog::browse)" \
   "SELECT p.id FROM products p WHERE p.department_id = $dept::uuid
    ORDER BY p.min_price_cents, p.id LIMIT 25"
 
-q "category page, department, rating (mixed directions), filtered by brand and price"
+q "category page, department, rating (mixed directions), filtered by brand and price" \
   "SELECT p.id FROM products p WHERE p.department_id = $dept::uuid
      AND p.brand_id IN (SELECT id FROM brands WHERE name = ANY(ARRAY['Calic','Soltra']))
      AND p.min_price_cents BETWEEN 5000 AND 50000

@@ -84,7 +84,8 @@ CREATE TRIGGER products_department
 -- Home page "new arrivals" and the seller's own listings.
 CREATE INDEX products_newest_idx ON products (created_at DESC, id DESC);
 CREATE INDEX products_seller_idx ON products (seller_id, created_at DESC);
-CREATE INDEX products_brand_idx ON products (brand_id);
+-- Brand filters: brand first (a few hundred rows each), then the page's scope and price.
+CREATE INDEX products_brand_idx ON products (brand_id, department_id, min_price_cents);
 
 CREATE TABLE skus (
     id           uuid PRIMARY KEY,
