@@ -84,6 +84,8 @@ CREATE TRIGGER products_department
 -- Home page "new arrivals" and the seller's own listings.
 CREATE INDEX products_newest_idx ON products (created_at DESC, id DESC);
 CREATE INDEX products_seller_idx ON products (seller_id, created_at DESC);
+-- Each server process polls for recently changed products to keep its search index current.
+CREATE INDEX products_updated_idx ON products (updated_at);
 -- Brand filters: brand first (a few hundred rows each), then the page's scope and price.
 CREATE INDEX products_brand_idx ON products (brand_id, department_id, min_price_cents);
 

@@ -21,6 +21,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long shutdown waits for in-flight requests before giving up.
     pub shutdown_grace: Duration,
+    /// How often this process looks for products changed by others, to keep
+    /// its embedded search index current.
+    pub search_sync_interval: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
@@ -99,6 +102,7 @@ impl Config {
             leptos,
             log_format,
             shutdown_grace: Duration::from_secs(parse_num(&lookup, "MERCATO_SHUTDOWN_GRACE_SECS", 30u64)?),
+            search_sync_interval: Duration::from_secs(parse_num(&lookup, "MERCATO_SEARCH_SYNC_SECS", 5u64)?.max(1)),
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,

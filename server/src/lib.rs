@@ -7,3 +7,4 @@ pub mod http;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod workers;

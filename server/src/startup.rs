@@ -116,6 +116,13 @@ impl Application {
     /// lets in-flight requests finish, for at most the configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
+        let sync = self.state.shop.search.process_local().then(|| {
+            tokio::spawn(crate::workers::search_sync::run(
+                self.state.shop.clone(),
+                self.state.config.search_sync_interval,
+            ))
+        });
+        let _stop_sync = AbortOnDrop(sync);
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
@@ -133,6 +140,17 @@ impl Application {
                 tracing::warn!("grace period over: dropping requests still in flight");
                 Ok(())
             }
+        }
+    }
+}
+
+/// Stops a background worker when the server stops, however it stops.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
         }
     }
 }

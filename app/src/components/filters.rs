@@ -55,7 +55,9 @@ pub fn FilterSidebar(
         .collect::<Vec<_>>();
 
     view! {
-        <aside aria-label="Filters" class="card p-4 text-sm" data-testid="filters">
+        // On phones the results come first and the filters follow them
+        // (the sort bar links down here); from `lg` they sit in a sidebar.
+        <aside id="filters" aria-label="Filters" class="card order-last p-4 text-sm lg:order-none" data-testid="filters">
             <Form method="GET" action=action.clone()>
                 {carry_query.then(|| view! {
                     <input type="hidden" name="q" value=params.q.clone()/>
@@ -155,6 +157,7 @@ pub fn FilterSidebar(
 pub fn SortLinks(#[prop(into)] path: String, params: SearchParams, #[prop(optional)] relevance_label: Option<&'static str>) -> impl IntoView {
     view! {
         <nav aria-label="Sort" class="flex flex-wrap items-center gap-2 text-sm" data-testid="sort">
+            <a href="#filters" class="chip bg-white text-brand-700 ring-1 ring-brand-700 lg:hidden">"Filters"</a>
             <span class="text-muted">"Sort by"</span>
             {Sort::ALL.into_iter().map(|sort| {
                 let url = href(&path, &SearchParams { sort, ..params.first_page() });

@@ -57,6 +57,7 @@ impl TestApp {
         })
         .expect("test configuration is valid");
         config.shutdown_grace = Duration::from_secs(1);
+        config.search_sync_interval = Duration::from_secs(1);
 
         let kv = shop::kv::Kv::connect(redis_url, redis_prefix.clone())
             .await

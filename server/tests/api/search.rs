@@ -172,3 +172,25 @@ async fn user_text_cannot_inject_query_syntax(db: PgPool) {
     let page = search(&app, &format!("brand={}", model::query::encode_component("x\" OR brand != \"y"))).await;
     assert_eq!(page["total"], 0, "a brand value stays one value");
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn changes_made_by_another_process_reach_the_index(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 200).await;
+    // Another replica (or a script) renames a product behind this process's back.
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 1").fetch_one(&db).await.unwrap();
+    sqlx::query("UPDATE products SET title = 'Zyzzogeton Field Lantern', updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        found = search(&app, "q=zyzzogeton").await;
+        if found["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(found["total"], 1, "the sync worker re-indexed the renamed product");
+    assert_eq!(found["hits"][0]["id"], id.to_string());
+}

@@ -18,6 +18,7 @@ pub mod text;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use model::{Facets, ListingFilters, SearchPage, SearchParams, Sort};
 use serde::Serialize;
 use uuid::Uuid;
@@ -63,6 +64,11 @@ pub struct SearchOutcome {
 #[async_trait]
 pub trait SearchBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// True when the index lives inside this process, so changes made by
+    /// other processes must be pulled in (see [`Search::sync_changed`]).
+    fn process_local(&self) -> bool {
+        false
+    }
     async fn search(&self, request: &SearchRequest) -> Result<SearchOutcome>;
     /// Adds or replaces documents; visible after [`SearchBackend::commit`].
     async fn index(&self, docs: Vec<SearchDoc>) -> Result<()>;
@@ -140,6 +146,38 @@ impl<'a> Search<'a> {
         let report = RebuildReport { documents, seconds: started.elapsed().as_secs_f64() };
         tracing::info!(backend = backend.name(), documents, seconds = report.seconds, "search index built");
         Ok(report)
+    }
+
+    /// Re-indexes products changed since `since` (minus a safety margin:
+    /// `updated_at` is a transaction's start time, so a slow transaction can
+    /// commit a change stamped before the last poll). Returns how many were
+    /// re-indexed and the watermark for the next call. This is how a process
+    /// learns of changes made by another one.
+    pub async fn sync_changed(&self, since: DateTime<Utc>) -> Result<(usize, DateTime<Utc>)> {
+        const MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+        const PAGE: i64 = 2_000;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&self.shop.db).await?;
+        let mut after: (DateTime<Utc>, Uuid) = (since - MARGIN, Uuid::nil());
+        let mut total = 0;
+        loop {
+            let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT id, updated_at FROM products WHERE (updated_at, id) > ($1, $2) ORDER BY updated_at, id LIMIT $3",
+            )
+            .bind(after.0)
+            .bind(after.1)
+            .bind(PAGE)
+            .fetch_all(&self.shop.db)
+            .await?;
+            let Some((last_id, last_at)) = rows.last().copied() else { break };
+            let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+            self.reindex(&ids).await?;
+            total += ids.len();
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+            after = (last_at, last_id);
+        }
+        Ok((total, now))
     }
 
     /// Brings the index up to date for products that changed (or vanished).

@@ -247,6 +247,10 @@ impl SearchBackend for TantivyBackend {
         "tantivy"
     }
 
+    fn process_local(&self) -> bool {
+        true
+    }
+
     async fn search(&self, request: &SearchRequest) -> Result<SearchOutcome> {
         // Collecting is CPU work: keep it off the async workers.
         let this = self.clone();

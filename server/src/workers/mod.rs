@@ -1,0 +1,5 @@
+//! Background workers a server process runs beside the router. Each loops
+//! until the process shuts down; a failed round is logged and retried on the
+//! next tick, never fatal.
+
+pub mod search_sync;
