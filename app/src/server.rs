@@ -113,9 +113,11 @@ fn to_client_error(err: shop::Error) -> ServerFnError {
             tracing::warn!(error = ?err, %dependency, "server fn: dependency unavailable");
             ServerFnError::new("The shop is briefly unavailable. Please try again in a moment.")
         }
-        shop::Error::NotFound { .. } | shop::Error::Invalid(_) | shop::Error::BadInput { .. } => {
-            ServerFnError::new(err.to_string())
-        }
+        shop::Error::NotFound { .. }
+        | shop::Error::Invalid(_)
+        | shop::Error::BadInput { .. }
+        | shop::Error::Unauthorized(_)
+        | shop::Error::Conflict { .. } => ServerFnError::new(err.to_string()),
         shop::Error::Internal(_) => {
             tracing::error!(error = ?err, "server fn failed");
             ServerFnError::new("Something went wrong on our side.")

@@ -11,3 +11,5 @@ pub use catalog::{
 };
 pub use money::format_price;
 pub use query::{ListingFilters, QueryError, SearchParams};
+pub mod account;
+pub use account::{Role, User};

@@ -87,6 +87,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 report.seconds,
                 report.rows_per_second()
             );
+            let accounts = shop.accounts().seed_demo().await.map_err(CliError::Seed)?;
+            for user in accounts {
+                println!("demo account: {} {}", user.role.as_str(), user.email);
+            }
         }
         Command::CacheWarm => {
             let shop = startup::connect_shop(&config).await?;

@@ -10,6 +10,15 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// The caller is not who they claim (HTTP 401). The message never says
+    /// which part was wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+
+    /// A clash with existing state (HTTP 409), e.g. an email already registered.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+
     /// A request parameter that cannot be used (HTTP 400 naming it).
     #[error("invalid `{param}`: {message}")]
     BadInput { param: String, message: String },

@@ -2,6 +2,7 @@
 //! its tables and Redis keys. The server (HTTP) and the storefront's server
 //! functions both call these services, so both behave the same.
 
+pub mod accounts;
 pub mod catalog;
 pub mod db;
 pub mod error;
@@ -35,6 +36,10 @@ impl Shop {
 
     pub fn with_search(db: PgPool, kv: kv::Kv, search: Arc<dyn search::SearchBackend>) -> Self {
         Self { db, kv, search, stats: Arc::new(stats::Stats::default()) }
+    }
+
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts::new(self)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

@@ -91,7 +91,8 @@ async fn connecting_applies_searchable_filterable_sortable_typo_and_facet_settin
     assert_eq!(settings["faceting"]["maxValuesPerFacet"], 500);
     // The API key travels as a bearer token.
     let requests = server.received_requests().await.unwrap();
-    assert_eq!(requests[0].headers["authorization"], "Bearer secret");
+    let patch = requests.iter().find(|r| r.method.as_str() == "PATCH").expect("the settings request");
+    assert_eq!(patch.headers["authorization"], "Bearer secret");
 }
 
 #[tokio::test]

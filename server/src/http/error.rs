@@ -16,10 +16,10 @@ pub enum ApiError {
     /// A query or path parameter that cannot be used; the body names it.
     #[error("invalid `{param}`: {message}")]
     BadParam { param: String, message: String },
-    #[error("sign in to continue")]
-    Unauthorized,
-    #[error("you are not allowed to do this")]
-    Forbidden,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -39,8 +39,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -54,8 +54,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::BadParam { .. } => "invalid_parameter",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::Unprocessable(_) => "validation_failed",
@@ -112,6 +112,8 @@ impl From<shop::Error> for ApiError {
             shop::Error::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
             shop::Error::Invalid(message) => ApiError::Unprocessable(message),
             shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
+            shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
+            shop::Error::Conflict { code, message } => ApiError::Conflict { code, message },
             shop::Error::Unavailable { dependency, retry_after, source } => {
                 tracing::warn!(error = %source, %dependency, "shop dependency unavailable");
                 ApiError::Unavailable { dependency: dependency.name(), retry_after }

@@ -3,6 +3,7 @@
 //! every request passes through.
 
 pub mod api;
+pub mod auth;
 pub mod caching;
 pub mod error;
 pub mod health;

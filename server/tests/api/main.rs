@@ -13,3 +13,4 @@ mod shutdown;
 mod storefront;
 mod catalog;
 mod search;
+mod accounts;

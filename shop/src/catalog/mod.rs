@@ -155,6 +155,16 @@ impl<'a> Catalog<'a> {
         Ok((products, skus))
     }
 
+    /// The seller listed first (by name), e.g. to give the demo seller account a shop.
+    pub async fn first_seller(&self) -> Result<model::NamedRef> {
+        let row: Option<(Uuid, String, String)> =
+            sqlx::query_as("SELECT id, slug, name FROM sellers ORDER BY name, id LIMIT 1")
+                .fetch_optional(&self.shop.db)
+                .await?;
+        let (id, slug, name) = row.ok_or(Error::NotFound { what: "seller" })?;
+        Ok(model::NamedRef { id, slug, name })
+    }
+
     pub async fn is_empty(&self) -> Result<bool> {
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products)")
             .fetch_one(&self.shop.db)

@@ -2,6 +2,7 @@
 //! module with a `router()`, merged here; anything unmatched under /api
 //! answers a JSON 404, never the storefront's HTML page.
 
+mod accounts;
 mod catalog;
 pub mod openapi;
 
@@ -16,6 +17,7 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(accounts::router())
         .merge(catalog::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api", any(not_found))

@@ -25,8 +25,18 @@ fn ok(schema: &str) -> Value {
     json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
-fn with(mut responses: Value, ok_response: Value) -> Value {
-    responses["200"] = ok_response;
+fn created(schema: &str) -> Value {
+    let mut response = ok(schema);
+    response["description"] = json!("Created");
+    response
+}
+
+fn with(responses: Value, ok_response: Value) -> Value {
+    with_code(responses, "200", ok_response)
+}
+
+fn with_code(mut responses: Value, code: &str, response: Value) -> Value {
+    responses[code] = response;
     responses
 }
 
@@ -58,6 +68,27 @@ pub fn spec() -> Value {
             "description": "The marketplace's REST API. Money is integer minor units plus an ISO 4217 currency; ids are UUIDv7; errors are {error, message}."
         },
         "paths": {
+            "/api/v1/auth/register": { "post": {
+                "summary": "Create a customer account; signs in (token and session cookie).",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Registration" } } } },
+                "responses": with_code(errors(&[400, 409, 422, 503]), "201", created("SignedIn"))
+            }},
+            "/api/v1/auth/login": { "post": {
+                "summary": "Sign in (token and session cookie). A wrong email or password is one 401, without a hint which.",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Credentials" } } } },
+                "responses": with(errors(&[400, 401, 503]), ok("SignedIn"))
+            }},
+            "/api/v1/auth/logout": { "post": {
+                "summary": "End this session (the token stops working at once).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "responses": { "204": { "description": "Signed out" }, "401": { "$ref": "#/components/responses/E401" },
+                               "403": { "$ref": "#/components/responses/E403" } }
+            }},
+            "/api/v1/me": { "get": {
+                "summary": "The signed-in user.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "responses": with(errors(&[401, 503]), ok("User"))
+            }},
             "/api/v1/categories": { "get": {
                 "summary": "Every category, departments first, with product counts.",
                 "responses": with(errors(&[503]), ok("CategoryList"))
@@ -89,12 +120,31 @@ pub fn spec() -> Value {
             }}
         },
         "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "The `token` from register or login." },
+                "cookie": { "type": "apiKey", "in": "cookie", "name": "mercato_session",
+                            "description": "Browser session. Writes must come from the shop's own origin (Origin header)." }
+            },
             "responses": {
+                "E401": { "description": "Not signed in, or wrong credentials.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E403": { "description": "Wrong role, or a cross-site write.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E409": { "description": "Conflict, e.g. `email_taken`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E422": { "description": "Validation failed; the message says how to fix it.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E400": { "description": "Malformed input; `param` names the parameter.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E404": { "description": "Unknown id.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E503": { "description": "A dependency is down; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
             },
             "schemas": {
+                "Registration": { "type": "object", "required": ["email", "password", "name"], "properties": {
+                    "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 10, "maxLength": 128},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100} } },
+                "Credentials": { "type": "object", "required": ["email", "password"], "properties": {
+                    "email": {"type": "string"}, "password": {"type": "string"} } },
+                "User": { "type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "email": {"type": "string"}, "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["customer", "seller", "admin"]},
+                    "seller_id": {"type": "string", "format": "uuid", "description": "Sellers only: the shop they act for."} } },
+                "SignedIn": { "type": "object", "properties": { "user": { "$ref": "#/components/schemas/User" }, "token": {"type": "string"} } },
                 "Error": { "type": "object", "required": ["error", "message"], "properties": {
                     "error": { "type": "string" }, "message": { "type": "string" },
                     "param": { "type": "string" }, "dependency": { "type": "string" } } },

@@ -1,0 +1,151 @@
+//! Who is calling: the gateway's auth extractors.
+//!
+//! A request authenticates with `Authorization: Bearer <token>` (API clients,
+//! the desktop app) or the browser's `mercato_session` cookie (HttpOnly,
+//! SameSite=Lax, Secure behind TLS). Cookie-authenticated requests that
+//! change something must come from our own origin (the `Origin`, else
+//! `Referer`, header names this host): that, with SameSite=Lax, is the CSRF
+//! defence, and it works for plain HTML forms without any token to embed.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use model::{Role, User};
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "mercato_session";
+
+/// Where the credential came from: cookies need the CSRF check, bearer tokens do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
+}
+
+/// The token on a request, if any, and how it came.
+pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(token) = value.strip_prefix("Bearer ").map(str::trim) {
+            return Some((token.to_owned(), Via::Bearer));
+        }
+    }
+    cookie(headers, SESSION_COOKIE).map(|t| (t, Via::Cookie))
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// True when an unsafe request names this host as its origin.
+fn same_origin(parts: &Parts) -> bool {
+    let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let from = parts
+        .headers
+        .get(header::ORIGIN)
+        .or_else(|| parts.headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    match from.and_then(|f| f.split_once("://")) {
+        Some((_, rest)) => rest.split('/').next() == Some(host),
+        None => false,
+    }
+}
+
+/// A signed-in user; 401 otherwise.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub token: String,
+    pub via: Via,
+}
+
+/// The signed-in user if there is one; guests are `None`, not an error.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+/// A seller (or an admin, who may act for any seller); 403 for anyone else.
+#[derive(Debug, Clone)]
+pub struct Seller(pub AuthUser);
+
+impl<S> FromRequestParts<S> for MaybeAuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some((token, via)) = credential(&parts.headers) else {
+            return Ok(MaybeAuthUser(None));
+        };
+        let state = AppState::from_ref(state);
+        let Some(user) = state.shop.accounts().authenticate(&token).await? else {
+            return Ok(MaybeAuthUser(None));
+        };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if via == Via::Cookie && !safe && !same_origin(parts) {
+            return Err(ApiError::Forbidden("cross-site request refused: send it from the shop's own pages"));
+        }
+        Ok(MaybeAuthUser(Some(AuthUser { user, token, via })))
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        MaybeAuthUser::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or(ApiError::Unauthorized("sign in to continue"))
+    }
+}
+
+impl<S> FromRequestParts<S> for Seller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match auth.user.role {
+            Role::Seller | Role::Admin => Ok(Seller(auth)),
+            Role::Customer => Err(ApiError::Forbidden("this needs a seller account")),
+        }
+    }
+}
+
+/// `Set-Cookie` for a new session. `Secure` when the request arrived over
+/// TLS (directly or via a proxy that says so), so local http still works.
+pub fn session_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let value = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        shop::accounts::session::TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&value).expect("hex token makes a valid header")
+}
+
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static("mercato_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
