@@ -26,6 +26,8 @@ pub struct Config {
     pub search_sync_interval: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Add-to-cart requests allowed per second per user (or guest IP).
+    pub cart_adds_per_sec: u32,
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
     pub meili_url: Option<String>,
     pub meili_key: Option<String>,
@@ -105,6 +107,7 @@ impl Config {
             search_sync_interval: Duration::from_secs(parse_num(&lookup, "MERCATO_SEARCH_SYNC_SECS", 5u64)?.max(1)),
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            cart_adds_per_sec: parse_num(&lookup, "MERCATO_CART_ADDS_PER_SEC", 5u32)?.max(1),
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,
             meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()),
         })

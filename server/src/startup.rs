@@ -125,7 +125,7 @@ impl Application {
         let _stop_sync = AbortOnDrop(sync);
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());

@@ -3,12 +3,14 @@
 //! functions both call these services, so both behave the same.
 
 pub mod accounts;
+pub mod cart;
 pub mod catalog;
 pub mod db;
 pub mod error;
 pub mod health;
 pub mod inventory;
 pub mod kv;
+pub mod ratelimit;
 pub mod search;
 pub mod stats;
 
@@ -40,6 +42,14 @@ impl Shop {
 
     pub fn accounts(&self) -> accounts::Accounts<'_> {
         accounts::Accounts::new(self)
+    }
+
+    pub fn cart(&self) -> cart::Cart<'_> {
+        cart::Cart::new(self)
+    }
+
+    pub fn ratelimit(&self) -> ratelimit::RateLimit<'_> {
+        ratelimit::RateLimit::new(self)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

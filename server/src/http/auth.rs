@@ -46,7 +46,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// True when an unsafe request names this host as its origin.
-fn same_origin(parts: &Parts) -> bool {
+pub fn same_origin(parts: &Parts) -> bool {
     let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -131,21 +131,37 @@ where
     }
 }
 
-/// `Set-Cookie` for a new session. `Secure` when the request arrived over
-/// TLS (directly or via a proxy that says so), so local http still works.
-pub fn session_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
+/// `Set-Cookie` for an HttpOnly, SameSite=Lax cookie. `Secure` when the
+/// request arrived over TLS (directly or via a proxy that says so), so local
+/// http still works.
+fn set_cookie(name: &str, value: &str, max_age: std::time::Duration, headers: &HeaderMap) -> HeaderValue {
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let value = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        shop::accounts::session::TTL.as_secs(),
+    let cookie = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        max_age.as_secs(),
         if secure { "; Secure" } else { "" }
     );
-    HeaderValue::from_str(&value).expect("hex token makes a valid header")
+    HeaderValue::from_str(&cookie).expect("hex tokens make valid headers")
 }
 
-pub fn clear_session_cookie() -> HeaderValue {
-    HeaderValue::from_static("mercato_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+pub fn session_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
+    set_cookie(SESSION_COOKIE, token, shop::accounts::session::TTL, headers)
+}
+
+pub fn clear_session_cookie(headers: &HeaderMap) -> HeaderValue {
+    set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO, headers)
+}
+
+pub const GUEST_COOKIE: &str = "mercato_guest";
+
+/// The guest cart's cookie: a day, like the cart behind it.
+pub fn guest_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
+    set_cookie(GUEST_COOKIE, token, shop::cart::GUEST_TTL, headers)
+}
+
+pub fn clear_guest_cookie(headers: &HeaderMap) -> HeaderValue {
+    set_cookie(GUEST_COOKIE, "", std::time::Duration::ZERO, headers)
 }

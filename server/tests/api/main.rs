@@ -14,3 +14,4 @@ mod storefront;
 mod catalog;
 mod search;
 mod accounts;
+mod cart;

@@ -40,7 +40,7 @@ fn key(kv: &Kv, token: &str) -> String {
 }
 
 /// Only tokens of our own shape are looked up; anything else is no session.
-fn well_formed(token: &str) -> bool {
+pub fn well_formed(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

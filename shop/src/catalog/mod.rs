@@ -20,6 +20,14 @@ pub use record::ProductRecord;
 pub use seed::{SeedOptions, SeedReport};
 pub use update::{ProductPatch, SkuPrice};
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkuDetails {
+    pub product_id: Uuid,
+    pub title: String,
+    pub price_cents: i64,
+    pub currency: String,
+}
+
 /// Page sizes are clamped so no caller can ask for the whole table.
 pub const MAX_LIST_LIMIT: i64 = 48;
 
@@ -153,6 +161,22 @@ impl<'a> Catalog<'a> {
             skus += sku_ids.len();
         }
         Ok((products, skus))
+    }
+
+    /// What the cart needs to know about SKUs: product, title, current price.
+    /// SKUs that do not exist are absent from the map.
+    pub async fn sku_details(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, SkuDetails>> {
+        let rows: Vec<(Uuid, Uuid, String, i64, String)> = sqlx::query_as(
+            "SELECT k.id, k.product_id, p.title, k.price_cents, k.currency::text
+             FROM skus k JOIN products p ON p.id = k.product_id WHERE k.id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.shop.db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, product_id, title, price_cents, currency)| (id, SkuDetails { product_id, title, price_cents, currency }))
+            .collect())
     }
 
     /// The seller listed first (by name), e.g. to give the demo seller account a shop.

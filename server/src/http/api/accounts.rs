@@ -39,14 +39,17 @@ struct SignedIn {
     token: String,
 }
 
-/// JSON bodies that fail to parse are a 400 naming the problem, not axum's plain-text rejection.
-fn body<T>(parsed: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
-    parsed.map(|Json(t)| t).map_err(|e| ApiError::BadRequest(e.body_text()))
-}
 
-fn signed_in(status: StatusCode, headers: &HeaderMap, s: shop::accounts::SignedIn) -> Response {
-    let cookie = session_cookie(&s.token, headers);
-    (status, [(header::SET_COOKIE, cookie)], Json(SignedIn { user: s.user, token: s.token })).into_response()
+/// The answer to a sign-up or sign-in: the session cookie, the guest cart
+/// (if any) folded into the user's, and the guest cookie cleared.
+async fn signed_in(state: &AppState, status: StatusCode, headers: &HeaderMap, s: shop::accounts::SignedIn) -> Result<Response, ApiError> {
+    let cleared_guest = super::cart::merge_guest_cart(state, headers, s.user.id).await?;
+    let mut response = (status, Json(SignedIn { user: s.user, token: s.token.clone() })).into_response();
+    response.headers_mut().append(header::SET_COOKIE, session_cookie(&s.token, headers));
+    if let Some(clear) = cleared_guest {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 async fn register(
@@ -54,9 +57,9 @@ async fn register(
     headers: HeaderMap,
     payload: Result<Json<Registration>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let r = body(payload)?;
+    let r = super::json_body(payload)?;
     let s = state.shop.accounts().register(&r.email, &r.password, &r.name).await?;
-    Ok(signed_in(StatusCode::CREATED, &headers, s))
+    signed_in(&state, StatusCode::CREATED, &headers, s).await
 }
 
 async fn login(
@@ -64,14 +67,14 @@ async fn login(
     headers: HeaderMap,
     payload: Result<Json<Credentials>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let c = body(payload)?;
+    let c = super::json_body(payload)?;
     let s = state.shop.accounts().login(&c.email, &c.password).await?;
-    Ok(signed_in(StatusCode::OK, &headers, s))
+    signed_in(&state, StatusCode::OK, &headers, s).await
 }
 
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
+async fn logout(State(state): State<AppState>, headers: HeaderMap, auth: AuthUser) -> Result<Response, ApiError> {
     state.shop.accounts().logout(&auth.token).await?;
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie())]).into_response())
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie(&headers))]).into_response())
 }
 
 async fn me(auth: AuthUser) -> Json<User> {

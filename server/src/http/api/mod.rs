@@ -3,6 +3,7 @@
 //! answers a JSON 404, never the storefront's HTML page.
 
 mod accounts;
+mod cart;
 mod catalog;
 pub mod openapi;
 
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(accounts::router())
+        .merge(cart::router())
         .merge(catalog::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api", any(not_found))
@@ -51,6 +53,12 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
             .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
         Ok(QueryPairs(pairs))
     }
+}
+
+/// A JSON body that failed to parse is a 400 naming the problem, not axum's
+/// plain-text rejection.
+pub fn json_body<T>(parsed: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    parsed.map(|axum::Json(t)| t).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// Parses a UUID path segment, naming the parameter when it is not one.
