@@ -89,6 +89,28 @@ pub fn spec() -> Value {
                 "security": [{ "bearer": [] }, { "cookie": [] }],
                 "responses": with(errors(&[401, 503]), ok("User"))
             }},
+            "/api/v1/cart": { "get": {
+                "summary": "The cart (the signed-in user's, or the guest cookie's), with snapshot and current prices.",
+                "responses": with(errors(&[503]), ok("Cart"))
+            }},
+            "/api/v1/cart/items": { "post": {
+                "summary": "Add a SKU. Guests get a `mercato_guest` cookie on their first write. Rate-limited per user or guest IP.",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/AddItem" } } } },
+                "responses": with(errors(&[400, 403, 404, 422, 429, 503]), ok("Cart"))
+            }},
+            "/api/v1/cart/items/{sku_id}": {
+                "put": {
+                    "summary": "Set a line's quantity (0 removes it).",
+                    "parameters": [param("sku_id", "path", "SKU id.", json!({"type": "string", "format": "uuid"}))],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["quantity"], "properties": { "quantity": {"type": "integer", "minimum": 0, "maximum": 10} } } } } },
+                    "responses": with(errors(&[400, 403, 404, 422, 503]), ok("Cart"))
+                },
+                "delete": {
+                    "summary": "Remove a line.",
+                    "parameters": [param("sku_id", "path", "SKU id.", json!({"type": "string", "format": "uuid"}))],
+                    "responses": with(errors(&[400, 403, 503]), ok("Cart"))
+                }
+            },
             "/api/v1/categories": { "get": {
                 "summary": "Every category, departments first, with product counts.",
                 "responses": with(errors(&[503]), ok("CategoryList"))
@@ -128,6 +150,7 @@ pub fn spec() -> Value {
             "responses": {
                 "E401": { "description": "Not signed in, or wrong credentials.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E403": { "description": "Wrong role, or a cross-site write.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E429": { "description": "Too many requests; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E409": { "description": "Conflict, e.g. `email_taken`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E422": { "description": "Validation failed; the message says how to fix it.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E400": { "description": "Malformed input; `param` names the parameter.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
@@ -144,6 +167,15 @@ pub fn spec() -> Value {
                     "id": {"type": "string", "format": "uuid"}, "email": {"type": "string"}, "name": {"type": "string"},
                     "role": {"type": "string", "enum": ["customer", "seller", "admin"]},
                     "seller_id": {"type": "string", "format": "uuid", "description": "Sellers only: the shop they act for."} } },
+                "AddItem": { "type": "object", "required": ["sku_id", "quantity"], "properties": {
+                    "sku_id": {"type": "string", "format": "uuid"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10} } },
+                "Cart": { "type": "object", "properties": {
+                    "lines": { "type": "array", "items": { "type": "object", "properties": {
+                        "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
+                        "title": {"type": "string"}, "quantity": {"type": "integer"},
+                        "unit_cents": {"type": "integer", "description": "The price when the line was added."},
+                        "current_unit_cents": {"type": "integer"}, "price_changed": {"type": "boolean"} } } },
+                    "subtotal_cents": {"type": "integer", "description": "At current prices."}, "currency": {"type": "string"} } },
                 "SignedIn": { "type": "object", "properties": { "user": { "$ref": "#/components/schemas/User" }, "token": {"type": "string"} } },
                 "Error": { "type": "object", "required": ["error", "message"], "properties": {
                     "error": { "type": "string" }, "message": { "type": "string" },
