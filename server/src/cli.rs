@@ -33,6 +33,14 @@ pub enum Command {
     /// Build the search index from PostgreSQL and report time and memory
     /// (the server does this itself at startup).
     SearchIndex,
+    /// Create N customers fast (one shared password hash, sessions written in
+    /// bulk) and write one bearer token per line to FILE, for load tests.
+    LoadtestUsers {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Load every product into the Redis cache and every SKU's stock counter,
     /// e.g. after a deploy or a Redis flush.
     CacheWarm,
@@ -46,6 +54,8 @@ pub enum CliError {
     Seed(shop::Error),
     #[error("{0}")]
     Shop(shop::Error),
+    #[error("cannot write {}: {source}", path.display())]
+    Output { path: std::path::PathBuf, source: std::io::Error },
     #[error("server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -91,6 +101,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             for user in accounts {
                 println!("demo account: {} {}", user.role.as_str(), user.email);
             }
+        }
+        Command::LoadtestUsers { count, out } => {
+            let shop = startup::connect_shop(&config).await?;
+            startup::migrate(&shop, &config).await?;
+            let started = std::time::Instant::now();
+            let tokens = shop
+                .accounts()
+                .create_load_test_users(count as usize, "load-test-password")
+                .await
+                .map_err(CliError::Shop)?;
+            let mut text = tokens.join("\n");
+            text.push('\n');
+            std::fs::write(&out, text).map_err(|e| CliError::Output { path: out.clone(), source: e })?;
+            println!(
+                "created {count} customers with sessions in {:.1} s; tokens in {}",
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
         }
         Command::CacheWarm => {
             let shop = startup::connect_shop(&config).await?;

@@ -1,7 +1,10 @@
-//! `loadgen --base URL --rate R --seconds S --targets FILE [--zipf S]`
+//! `loadgen --base URL --rate R --seconds S --targets FILE [--zipf S]
+//!          [--post PATH] [--tokens FILE]`
 //!
 //! Sends R requests per second for S seconds whatever the server does (open
-//! loop), each to a path from FILE (one per line). With `--zipf`, line k is
+//! loop), each to a path from FILE (one per line); with `--post PATH`, each
+//! line is instead a JSON body POSTed to PATH. `--tokens` sends the tokens of
+//! FILE as bearer credentials, round robin. With `--zipf`, line k is
 //! picked with probability ∝ 1/k^S, the skew of real shop traffic. Latency
 //! counts from when the request was due, so a stalled server shows up as
 //! latency instead of silently lowering the rate. Prints one JSON line.
@@ -16,6 +19,18 @@ struct Args {
     targets: Vec<String>,
     zipf: Option<f64>,
     label: String,
+    post: Option<String>,
+    tokens: Vec<String>,
+}
+
+fn lines(file: &str) -> Result<Vec<String>, String> {
+    Ok(std::fs::read_to_string(file)
+        .map_err(|e| format!("{file}: {e}"))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -23,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
     args.next();
     let (mut base, mut rate, mut seconds, mut file, mut zipf, mut label) =
         (None, 200.0, 30.0, None, None, String::from("run"));
+    let (mut post, mut tokens_file) = (None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -32,21 +48,21 @@ fn parse_args() -> Result<Args, String> {
             "--targets" => file = Some(value()?),
             "--zipf" => zipf = Some(value()?.parse().map_err(|_| "--zipf: a number")?),
             "--label" => label = value()?,
+            "--post" => post = Some(value()?),
+            "--tokens" => tokens_file = Some(value()?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     let file = file.ok_or("--targets FILE is required")?;
-    let targets: Vec<String> = std::fs::read_to_string(&file)
-        .map_err(|e| format!("{file}: {e}"))?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let targets = lines(&file)?;
+    let tokens = match tokens_file {
+        Some(f) => lines(&f)?,
+        None => Vec::new(),
+    };
     if targets.is_empty() {
         return Err(format!("{file} lists no paths"));
     }
-    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label })
+    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label, post, tokens })
 }
 
 /// xorshift64*: deterministic, dependency-free.
@@ -125,11 +141,23 @@ async fn main() {
     for i in 0..total {
         let due = started + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let url = format!("{}{}", args.base, args.targets[picker.pick(&mut rng)]);
-        let (client, latencies, errors) = (client.clone(), latencies.clone(), errors.clone());
+        let target = &args.targets[picker.pick(&mut rng)];
+        let mut request = match &args.post {
+            Some(path) => client
+                .post(format!("{}{}", args.base, path))
+                .header("content-type", "application/json")
+                .header("origin", args.base.clone())
+                .body(target.clone()),
+            None => client.get(format!("{}{}", args.base, target)),
+        };
+        if !args.tokens.is_empty() {
+            request = request.bearer_auth(&args.tokens[i % args.tokens.len()]);
+        }
+        let url = args.post.clone().unwrap_or_else(|| target.clone());
+        let (latencies, errors) = (latencies.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let result = async {
-                let response = client.get(&url).send().await?;
+                let response = request.send().await?;
                 let status = response.status();
                 response.bytes().await?;
                 Ok::<_, reqwest::Error>(status)

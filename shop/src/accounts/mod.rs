@@ -118,6 +118,36 @@ impl<'a> Accounts<'a> {
     }
 }
 
+impl Accounts<'_> {
+    /// Creates `count` customers for load tests in one statement, all with
+    /// one password hashed once (so no per-user Argon2 cost), and signs each
+    /// in. Returns their session tokens.
+    pub async fn create_load_test_users(&self, count: usize, password: &str) -> Result<Vec<String>> {
+        let hash = password::hash(password.to_owned()).await?;
+        let run = Uuid::now_v7().simple().to_string();
+        let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+        let emails: Vec<String> = (0..count).map(|i| format!("load-{run}-{i}@loadtest.mercato.test")).collect();
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, role)
+             SELECT id, email, 'Load Test', $3, 'customer' FROM unnest($1::uuid[], $2::text[]) AS t(id, email)",
+        )
+        .bind(&ids)
+        .bind(&emails)
+        .bind(&hash)
+        .execute(&self.shop.db)
+        .await?;
+        let mut tokens = Vec::with_capacity(count);
+        for chunk in ids.iter().zip(&emails).collect::<Vec<_>>().chunks(1_000) {
+            let users: Vec<User> = chunk
+                .iter()
+                .map(|(id, email)| User { id: **id, email: (*email).clone(), name: "Load Test".into(), role: Role::Customer, seller_id: None })
+                .collect();
+            tokens.extend(session::create_many(&self.shop.kv, &users).await?);
+        }
+        Ok(tokens)
+    }
+}
+
 /// The demo accounts `server seed` creates, one per role: (role, email, password, name).
 pub const DEMO_ACCOUNTS: [(Role, &str, &str, &str); 3] = [
     (Role::Customer, "ada@mercato.test", "shop-demo-2026", "Ada Lovelace"),

@@ -45,11 +45,23 @@ pub fn well_formed(token: &str) -> bool {
 }
 
 pub async fn create(kv: &Kv, user: &User) -> Result<String> {
-    let token = new_token();
-    let data = SessionData { user: user.clone(), created_at: Utc::now() };
-    let json = serde_json::to_string(&data).map_err(Error::internal)?;
-    let _: () = kv.conn().set_ex(key(kv, &token), json, TTL.as_secs()).await?;
-    Ok(token)
+    let mut tokens = create_many(kv, std::slice::from_ref(user)).await?;
+    Ok(tokens.remove(0))
+}
+
+/// One session per user, written in one round trip.
+pub async fn create_many(kv: &Kv, users: &[User]) -> Result<Vec<String>> {
+    let mut pipe = redis::pipe();
+    let mut tokens = Vec::with_capacity(users.len());
+    for user in users {
+        let token = new_token();
+        let data = SessionData { user: user.clone(), created_at: Utc::now() };
+        let json = serde_json::to_string(&data).map_err(Error::internal)?;
+        pipe.set_ex(key(kv, &token), json, TTL.as_secs()).ignore();
+        tokens.push(token);
+    }
+    pipe.query_async::<()>(&mut kv.conn()).await?;
+    Ok(tokens)
 }
 
 /// The session behind `token`, its expiry pushed back by the full TTL.

@@ -29,6 +29,59 @@ pub fn product_key(shop: &Shop, id: Uuid) -> String {
     shop.kv.key(&format!("product:{{{id}}}"))
 }
 
+fn sku_key(shop: &Shop, id: Uuid) -> String {
+    shop.kv.key(&format!("sku:{{{id}}}"))
+}
+
+/// SKU → product, title and current price, read through `sku:{id}` (1 h).
+pub async fn sku_details(shop: &Shop, ids: &[Uuid]) -> Result<HashMap<Uuid, super::SkuDetails>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<String> = ids.iter().map(|id| sku_key(shop, *id)).collect();
+    let mut conn = shop.kv.conn();
+    let cached: Vec<Option<String>> = match conn.mget(&keys).await {
+        Ok(values) => values,
+        Err(err) => {
+            tracing::warn!(error = %err, "SKU cache unreadable; reading PostgreSQL");
+            Stats::add(&shop.stats.cache_errors, 1);
+            vec![None; ids.len()]
+        }
+    };
+    let mut found = HashMap::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    for (id, json) in ids.iter().zip(cached) {
+        match json.and_then(|j| serde_json::from_str(&j).ok()) {
+            Some(details) => {
+                found.insert(*id, details);
+            }
+            None => missing.push(*id),
+        }
+    }
+    if !missing.is_empty() {
+        let rows: Vec<(Uuid, Uuid, String, i64, String)> = sqlx::query_as(
+            "SELECT k.id, k.product_id, p.title, k.price_cents, k.currency::text
+             FROM skus k JOIN products p ON p.id = k.product_id WHERE k.id = ANY($1)",
+        )
+        .bind(&missing)
+        .fetch_all(&shop.db)
+        .await?;
+        let mut pipe = redis::pipe();
+        for (id, product_id, title, price_cents, currency) in rows {
+            let details = super::SkuDetails { product_id, title, price_cents, currency };
+            if let Ok(json) = serde_json::to_string(&details) {
+                pipe.set_ex(sku_key(shop, id), json, PRODUCT_TTL.as_secs()).ignore();
+            }
+            found.insert(id, details);
+        }
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %err, "SKU cache not filled");
+            Stats::add(&shop.stats.cache_errors, 1);
+        }
+    }
+    Ok(found)
+}
+
 /// Records for `ids`, in the same order; ids that do not exist are skipped.
 pub async fn products(shop: &Shop, ids: &[Uuid]) -> Result<Vec<ProductRecord>> {
     if ids.is_empty() {
@@ -85,9 +138,16 @@ pub async fn product(shop: &Shop, id: Uuid) -> Result<ProductRecord> {
 /// must not be swallowed: the write already committed, and a stale price in
 /// the cache for an hour is exactly what this exists to prevent.
 pub async fn invalidate(shop: &Shop, ids: &[Uuid]) -> Result<()> {
+    let skus: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM skus WHERE product_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(&shop.db)
+        .await?;
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.del(product_key(shop, *id)).ignore();
+    }
+    for sku in skus {
+        pipe.del(sku_key(shop, sku)).ignore();
     }
     pipe.incr(generation_key(shop), 1).ignore();
     pipe.query_async::<()>(&mut shop.kv.conn()).await?;
@@ -130,6 +190,7 @@ where
 /// Forgets every catalog cache entry under this prefix (after a reseed).
 pub async fn forget_all(shop: &Shop) -> Result<()> {
     shop.kv.delete_matching("product:*").await?;
+    shop.kv.delete_matching("sku:*").await?;
     shop.kv.delete_matching("catalog:*").await?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub use record::ProductRecord;
 pub use seed::{SeedOptions, SeedReport};
 pub use update::{ProductPatch, SkuPrice};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkuDetails {
     pub product_id: Uuid,
     pub title: String,
@@ -164,19 +164,11 @@ impl<'a> Catalog<'a> {
     }
 
     /// What the cart needs to know about SKUs: product, title, current price.
+    /// Read through the `sku:{id}` cache (dropped with the product's record
+    /// on any change), so cart writes do not touch PostgreSQL once warm.
     /// SKUs that do not exist are absent from the map.
     pub async fn sku_details(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, SkuDetails>> {
-        let rows: Vec<(Uuid, Uuid, String, i64, String)> = sqlx::query_as(
-            "SELECT k.id, k.product_id, p.title, k.price_cents, k.currency::text
-             FROM skus k JOIN products p ON p.id = k.product_id WHERE k.id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(&self.shop.db)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, product_id, title, price_cents, currency)| (id, SkuDetails { product_id, title, price_cents, currency }))
-            .collect())
+        cache::sku_details(self.shop, ids).await
     }
 
     /// The seller listed first (by name), e.g. to give the demo seller account a shop.
