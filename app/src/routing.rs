@@ -32,3 +32,16 @@ pub fn set_status(code: u16) {
     #[cfg(not(feature = "ssr"))]
     let _ = code;
 }
+
+/// Marks the server-rendered response 503 with `Retry-After`: a section that
+/// could not load means a dependency is down, and caches and crawlers must
+/// not keep the broken page.
+pub fn set_unavailable() {
+    set_status(503);
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+        }
+    }
+}

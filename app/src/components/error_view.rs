@@ -4,6 +4,7 @@ use leptos::prelude::*;
 /// the page stays usable.
 #[component]
 pub fn SectionError(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    crate::routing::set_unavailable();
     view! {
         <div role="alert" class="rounded-xl border border-accent-200 bg-accent-50 p-6 text-accent-900">
             <p class="font-semibold">"This section could not be loaded."</p>

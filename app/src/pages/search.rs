@@ -43,7 +43,7 @@ fn ResultsView(page: SearchPage, params: SearchParams) -> impl IntoView {
     let prev = (params.page > 1).then(|| href("/search", &SearchParams { page: params.page - 1, ..params.clone() }));
     let next = (params.page < pages).then(|| href("/search", &SearchParams { page: params.page + 1, ..params.clone() }));
     let mut categories: Vec<(String, u64)> = page.facets.category.clone().into_iter().filter(|(_, n)| *n > 0).collect();
-    categories.sort_by(|a, b| b.1.cmp(&a.1));
+    categories.sort_by_key(|c| std::cmp::Reverse(c.1));
     let category_links: Vec<(String, String, u64, bool)> = categories
         .into_iter()
         .take(10)

@@ -27,9 +27,7 @@ pub fn policy_for(path: &str) -> Option<&'static str> {
     if path.ends_with("/stock") {
         return Some(NO_STORE);
     }
-    if path == "/" {
-        Some("public, max-age=60, stale-while-revalidate=300")
-    } else if path.starts_with("/c/") || path.starts_with("/api/v1/categories") {
+    if path == "/" || path.starts_with("/c/") || path.starts_with("/api/v1/categories") {
         Some("public, max-age=60, stale-while-revalidate=300")
     } else if path.starts_with("/products/") || path.starts_with("/api/v1/products") {
         Some("public, max-age=30, stale-while-revalidate=60")

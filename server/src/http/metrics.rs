@@ -39,13 +39,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Reads one of the shop's own counters.
+type ShopCounter = fn(&shop::stats::Stats) -> u64;
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Mirrors of the shop's own counters (see `shop::stats`), brought up to
     /// date at each scrape.
-    shop: Vec<(Counter, fn(&shop::stats::Stats) -> u64)>,
+    shop: Vec<(Counter, ShopCounter)>,
 }
 
 impl Default for Metrics {
@@ -68,7 +71,7 @@ impl Metrics {
             latency.clone(),
         );
         let mut shop = Vec::new();
-        let mirrors: [(&str, &str, fn(&shop::stats::Stats) -> u64); 5] = [
+        let mirrors: [(&str, &str, ShopCounter); 5] = [
             ("product_cache_hits", "product:{id} reads answered by Redis", |s| shop::stats::Stats::get(&s.product_cache_hits)),
             ("product_cache_misses", "product:{id} reads that went to PostgreSQL", |s| shop::stats::Stats::get(&s.product_cache_misses)),
             ("product_db_loads", "Product records loaded from PostgreSQL", |s| shop::stats::Stats::get(&s.product_db_loads)),

@@ -130,3 +130,14 @@ async fn seeding_is_deterministic_and_guarded(db: PgPool) {
     .unwrap();
     assert!(min_price_consistent, "list prices follow the cheapest SKU");
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_page_whose_data_cannot_load_is_a_503_with_retry_after(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 50).await;
+    // PostgreSQL goes away (the pool is closed), and nothing is cached yet.
+    app.shop.db.close().await;
+    let response = app.get("/c/electronics").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(response.text().await.unwrap().contains("could not be loaded"));
+}

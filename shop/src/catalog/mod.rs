@@ -45,7 +45,9 @@ impl<'a> Catalog<'a> {
     pub async fn categories(&self) -> Result<Vec<CategorySummary>> {
         let db = self.shop.db.clone();
         cache::list(self.shop, "categories", || async move {
-            let rows: Vec<(Uuid, String, String, Option<String>, Option<i32>, i32, i64)> = sqlx::query_as(
+            // id, slug, name, parent slug, parent position, position, own product count
+            type Row = (Uuid, String, String, Option<String>, Option<i32>, i32, i64);
+            let rows: Vec<Row> = sqlx::query_as(
                 r#"
                 SELECT c.id, c.slug, c.name, parent.slug, parent.position, c.position,
                        (SELECT count(*) FROM products p WHERE p.category_id = c.id)

@@ -64,7 +64,7 @@ pub(super) async fn set_prices(shop: &Shop, product: Uuid, prices: &[SkuPrice]) 
     if prices.is_empty() {
         return Err(Error::Invalid("no prices given".into()));
     }
-    if let Some(bad) = prices.iter().find(|p| p.price_cents < 0 || p.price_cents > 100_000_000_00) {
+    if let Some(bad) = prices.iter().find(|p| p.price_cents < 0 || p.price_cents > 10_000_000_000) {
         return Err(Error::Invalid(format!("price for SKU {} must be between 0 and 100,000,000.00", bad.sku_id)));
     }
     let mut tx = shop.db.begin().await?;

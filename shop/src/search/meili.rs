@@ -223,11 +223,10 @@ impl SearchBackend for MeiliBackend {
 
         let mut main = SearchQuery::new(&self.index);
         main.with_query(q).with_attributes_to_retrieve(Selectors::Some(&["id"]));
-        if request.limit > 0 {
-            main.with_page(request.offset / request.limit + 1).with_hits_per_page(request.limit);
-        } else {
-            main.with_page(1).with_hits_per_page(0);
-        }
+        match request.offset.checked_div(request.limit) {
+            Some(pages_before) => main.with_page(pages_before + 1).with_hits_per_page(request.limit),
+            None => main.with_page(1).with_hits_per_page(0),
+        };
         if !main_filter.is_empty() {
             main.with_filter(&main_filter);
         }
