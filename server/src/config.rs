@@ -26,6 +26,9 @@ pub struct Config {
     pub search_sync_interval: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Origins allowed to call the API from a browser context (CORS): the
+    /// seller desktop app's webview, and nothing else by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
     /// Add-to-cart requests allowed per second per user (or guest IP).
     pub cart_adds_per_sec: u32,
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
@@ -108,6 +111,7 @@ impl Config {
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
             cart_adds_per_sec: parse_num(&lookup, "MERCATO_CART_ADDS_PER_SEC", 5u32)?.max(1),
+            cors_origins: parse_origins(&get("MERCATO_CORS_ORIGINS", "tauri://localhost"))?,
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,
             meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()),
         })
@@ -142,6 +146,25 @@ fn parse_database_url(raw: &str) -> Result<PgConnectOptions, ConfigError> {
         problem: format!("is malformed ({e})"),
         hint: format!("expected e.g. {DEFAULT_DATABASE_URL}"),
     })
+}
+
+/// A comma-separated list of origins such as `tauri://localhost`.
+fn parse_origins(raw: &str) -> Result<Vec<axum::http::HeaderValue>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let valid = origin.contains("://") && !origin.ends_with('/') && origin != "*";
+            valid
+                .then(|| axum::http::HeaderValue::from_str(origin).ok())
+                .flatten()
+                .ok_or_else(|| ConfigError {
+                    var: "MERCATO_CORS_ORIGINS",
+                    problem: format!("`{origin}` is not an origin"),
+                    hint: "expected scheme://host[:port] without a path, e.g. tauri://localhost; `*` is not allowed".into(),
+                })
+        })
+        .collect()
 }
 
 fn parse_meili_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
@@ -224,6 +247,10 @@ mod tests {
 
         let err = config(&[("REDIS_URL", "http://nope")]).unwrap_err();
         assert_eq!(err.var, "REDIS_URL");
+
+        let err = config(&[("MERCATO_CORS_ORIGINS", "*")]).unwrap_err();
+        assert_eq!(err.var, "MERCATO_CORS_ORIGINS");
+        assert_eq!(config(&[]).unwrap().cors_origins, vec!["tauri://localhost"]);
 
         let err = config(&[("MEILI_URL", "127.0.0.1:7700")]).unwrap_err();
         assert_eq!(err.var, "MEILI_URL");

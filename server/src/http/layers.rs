@@ -3,10 +3,11 @@
 //! (Cache-Control, ETag, 304) → handler.
 
 use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::middleware;
 use axum::Router;
 use tower::ServiceBuilder;
+use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -36,7 +37,17 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis));
 
+    // Only the configured origins (the desktop app) may call the API from a
+    // webview; it authenticates with bearer tokens, so no cookies cross.
+    let cors = CorsLayer::new()
+        .allow_origin(state.config.cors_origins.clone())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID_HEADER])
+        .expose_headers([header::RETRY_AFTER, REQUEST_ID_HEADER])
+        .max_age(std::time::Duration::from_secs(600));
+
     router
+        .layer(cors)
         .layer(middleware::from_fn(caching::conditional))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(

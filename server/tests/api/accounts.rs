@@ -162,3 +162,21 @@ async fn signing_in_while_redis_is_down_is_a_503_not_a_500(db: PgPool) {
     assert!(response.headers().contains_key(header::RETRY_AFTER));
     assert_eq!(response.json::<Value>().await.unwrap()["dependency"], "redis");
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn only_the_desktop_app_origin_passes_cors(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/me"))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("tauri://localhost").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "tauri://localhost");
+    assert!(ok.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
