@@ -2,6 +2,7 @@
 //! hydrated in the browser (feature `hydrate`). No SQL or Redis here: server
 //! functions call `shop` under `ssr`.
 
+pub mod account;
 pub mod components;
 pub mod pages;
 pub mod routing;
@@ -14,7 +15,13 @@ use leptos_router::{path, SsrMode};
 
 use components::layout::{Footer, Header};
 use pages::{
-    category::CategoryPage, home::HomePage, not_found::NotFound, product::ProductPage, search::SearchResultsPage,
+    account::{LoginPage, RegisterPage},
+    cart::CartPage,
+    category::CategoryPage,
+    home::HomePage,
+    not_found::NotFound,
+    product::ProductPage,
+    search::SearchResultsPage,
 };
 
 /// The HTML document around the app, rendered only on the server.
@@ -39,6 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    account::Account::provide();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/mercato.css"/>
@@ -59,6 +67,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/c/:category_slug") view=CategoryPage ssr=SsrMode::Async/>
                         <Route path=path!("/search") view=SearchResultsPage ssr=SsrMode::Async/>
                         <Route path=path!("/products/:product_id") view=ProductPage ssr=SsrMode::Async/>
+                        <Route path=path!("/login") view=LoginPage/>
+                        <Route path=path!("/register") view=RegisterPage/>
+                        <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
                 <Footer/>

@@ -10,6 +10,17 @@ export function expectNotFoundDocument(page: Page, path: string) {
   expectedNotFound.set(page, paths);
 }
 
+/// Server calls a test makes fail on purpose (say, a wrong password: 401).
+/// Chromium logs "Failed to load resource … status of N" for those; only
+/// calls to URLs starting with a declared path and answering that status are excused.
+const expectedFailures = new WeakMap<Page, { path: string; status: number }[]>();
+
+export function expectFailedCall(page: Page, path: string, status: number) {
+  const list = expectedFailures.get(page) ?? [];
+  list.push({ path, status });
+  expectedFailures.set(page, list);
+}
+
 /// Every page in every test fails on a console error or an uncaught exception.
 export const test = base.extend<{ consoleErrors: string[] }>({
   consoleErrors: [async ({ page }, use) => {
@@ -17,8 +28,9 @@ export const test = base.extend<{ consoleErrors: string[] }>({
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
       const source = msg.location().url;
-      const excused = msg.text().includes('status of 404')
-        && source !== '' && expectedNotFound.get(page)?.has(new URL(source).pathname);
+      const path = source === '' ? '' : new URL(source).pathname;
+      const excused = (msg.text().includes('status of 404') && source !== '' && expectedNotFound.get(page)?.has(path))
+        || (expectedFailures.get(page) ?? []).some((f) => path.startsWith(f.path) && msg.text().includes(`status of ${f.status}`));
       if (!excused) errors.push(`${msg.text()} (${source || 'page'})`);
     });
     page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));

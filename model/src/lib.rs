@@ -13,3 +13,5 @@ pub use money::format_price;
 pub use query::{ListingFilters, QueryError, SearchParams};
 pub mod account;
 pub use account::{Role, User};
+pub mod cart;
+pub use cart::{CartLine, CartView};

@@ -19,6 +19,10 @@ pub enum Error {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
 
+    /// Too many requests of one kind from one subject (HTTP 429).
+    #[error("too many requests, slow down")]
+    RateLimited { retry_after: Duration },
+
     /// A request parameter that cannot be used (HTTP 400 naming it).
     #[error("invalid `{param}`: {message}")]
     BadInput { param: String, message: String },

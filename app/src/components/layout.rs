@@ -19,7 +19,7 @@ pub fn Header() -> impl IntoView {
                     <a href="/cart" class="btn-ghost relative" data-testid="cart-link">
                         <CartIcon/>
                         <span class="hidden sm:inline">"Cart"</span>
-                        <span class="badge" aria-label="0 items in cart" data-testid="cart-badge">"0"</span>
+                        <CartBadge/>
                     </a>
                 </nav>
             </div>
@@ -92,11 +92,32 @@ fn SearchBox() -> impl IntoView {
     }
 }
 
+/// The number of items in the cart, from the shared account state.
+#[component]
+fn CartBadge() -> impl IntoView {
+    let account = crate::account::Account::get();
+    let count = move || account.state.get().and_then(|r| r.ok()).map(|s| s.cart_items).unwrap_or(0);
+    view! {
+        <Transition fallback=|| view! { <span class="badge" aria-label="0 items in cart" data-testid="cart-badge">"0"</span> }>
+            <span class="badge" aria-label=move || format!("{} items in cart", count()) data-testid="cart-badge">{count}</span>
+        </Transition>
+    }
+}
+
 /// The account dropdown. Opening it needs the hydrated app, which is what the
 /// browser tests use to prove hydration happened.
 #[component]
 fn AccountMenu() -> impl IntoView {
     let open = RwSignal::new(false);
+    let account = crate::account::Account::get();
+    let sign_out = ServerAction::<crate::server::account::SignOut>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = sign_out.value().get() {
+            open.set(false);
+            account.changed();
+        }
+    });
+    let user = move || account.state.get().and_then(|r| r.ok()).and_then(|s| s.user);
     let close_on_escape = move |ev: leptos::ev::KeyboardEvent| {
         if ev.key() == "Escape" {
             open.set(false);
@@ -114,11 +135,23 @@ fn AccountMenu() -> impl IntoView {
                 <ChevronDown/>
             </button>
             <div id="account-menu" class="menu" hidden=move || !open.get() data-testid="account-menu">
-                <p class="px-4 pb-2 pt-3 text-sm text-muted">"Welcome to Mercato"</p>
-                <a class="menu-item font-semibold text-brand-700" href="/login">"Sign in"</a>
-                <a class="menu-item" href="/register">"Create an account"</a>
-                <hr class="my-1 border-line"/>
-                <a class="menu-item" href="/orders">"My orders"</a>
+                <Transition fallback=|| ()>
+                    {move || match user() {
+                        Some(u) => view! {
+                            <p class="px-4 pb-2 pt-3 text-sm text-muted" data-testid="signed-in-as">"Signed in as " <span class="font-semibold text-ink">{u.name}</span></p>
+                            <a class="menu-item" href="/cart">"My cart"</a>
+                            <hr class="my-1 border-line"/>
+                            <ActionForm action=sign_out>
+                                <button type="submit" class="menu-item w-full text-left" data-testid="sign-out">"Sign out"</button>
+                            </ActionForm>
+                        }.into_any(),
+                        None => view! {
+                            <p class="px-4 pb-2 pt-3 text-sm text-muted">"Welcome to Mercato"</p>
+                            <a class="menu-item font-semibold text-brand-700" href="/login">"Sign in"</a>
+                            <a class="menu-item" href="/register">"Create an account"</a>
+                        }.into_any(),
+                    }}
+                </Transition>
             </div>
         </div>
     }

@@ -1,3 +1,5 @@
+pub mod account;
+pub mod cart;
 pub mod category;
 pub mod home;
 pub mod not_found;

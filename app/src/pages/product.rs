@@ -168,6 +168,8 @@ fn ProductView(product: Product) -> impl IntoView {
                         </fieldset>
                     }.into_any())}
 
+                    <AddToCart selected stock_of=Callback::new(move |sku: Uuid| stock_of(sku).1)/>
+
                     <p class="mt-6 text-sm text-muted">
                         "Sold and shipped by "<span class="font-semibold text-ink" data-testid="seller">{p.seller.name.clone()}</span>
                     </p>
@@ -186,5 +188,46 @@ fn ProductView(product: Product) -> impl IntoView {
                 </section> }.into_any()}
             </div>
         </div>
+    }
+}
+
+/// Add to cart: a plain form posting to the server function (works without
+/// JavaScript); once hydrated it updates the header's cart badge in place.
+#[component]
+fn AddToCart(selected: Memo<Option<Uuid>>, stock_of: Callback<Uuid, Availability>) -> impl IntoView {
+    let add = ServerAction::<crate::server::account::AddToCart>::new();
+    let account = crate::account::Account::get();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = add.value().get() {
+            account.changed();
+        }
+    });
+    let sold_out = move || selected.get().map(|s| stock_of.run(s) == Availability::OutOfStock).unwrap_or(true);
+    view! {
+        <ActionForm action=add attr:class="mt-6 flex flex-wrap items-end gap-3" attr:data-testid="add-to-cart-form">
+            <input type="hidden" name="sku_id" value=move || selected.get().map(|s| s.to_string()).unwrap_or_default()/>
+            <label class="block">
+                <span class="text-sm font-semibold">"Quantity"</span>
+                <select name="quantity" class="input mt-1 w-24 py-2" data-testid="add-quantity">
+                    {(1..=5).map(|n| view! { <option value=n.to_string()>{n}</option> }).collect_view()}
+                </select>
+            </label>
+            <button type="submit" class="btn-primary" disabled=sold_out data-testid="add-to-cart">
+                {move || if sold_out() { "Out of stock" } else { "Add to cart" }}
+            </button>
+        </ActionForm>
+        {move || match add.value().get() {
+            Some(Ok(cart)) => Some(view! {
+                <p role="status" class="mt-3 text-sm text-lime-800" data-testid="added">
+                    {format!("Added. Your cart has {} items. ", cart.item_count())}<a href="/cart" class="link">"View cart"</a>
+                </p>
+            }.into_any()),
+            Some(Err(e)) => Some(view! {
+                <p role="alert" class="mt-3 text-sm text-rose-700" data-testid="add-error">
+                    {crate::pages::account::error_text::<()>(Some(Err(e))).unwrap_or_default()}
+                </p>
+            }.into_any()),
+            None => None,
+        }}
     }
 }

@@ -15,7 +15,7 @@ use model::{Role, User};
 use super::error::ApiError;
 use crate::state::AppState;
 
-pub const SESSION_COOKIE: &str = "mercato_session";
+pub use shop::accounts::web::{GUEST_COOKIE, SESSION_COOKIE};
 
 /// Where the credential came from: cookies need the CSRF check, bearer tokens do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,30 +35,13 @@ pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+    shop::accounts::web::read_cookie(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
 }
 
 /// True when an unsafe request names this host as its origin.
 pub fn same_origin(parts: &Parts) -> bool {
-    let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    let from = parts
-        .headers
-        .get(header::ORIGIN)
-        .or_else(|| parts.headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
-    match from.and_then(|f| f.split_once("://")) {
-        Some((_, rest)) => rest.split('/').next() == Some(host),
-        None => false,
-    }
+    let get = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    shop::accounts::web::same_origin(get(header::HOST), get(header::ORIGIN), get(header::REFERER))
 }
 
 /// A signed-in user; 401 otherwise.
@@ -131,37 +114,27 @@ where
     }
 }
 
-/// `Set-Cookie` for an HttpOnly, SameSite=Lax cookie. `Secure` when the
-/// request arrived over TLS (directly or via a proxy that says so), so local
-/// http still works.
-fn set_cookie(name: &str, value: &str, max_age: std::time::Duration, headers: &HeaderMap) -> HeaderValue {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let cookie = format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        max_age.as_secs(),
-        if secure { "; Secure" } else { "" }
-    );
+fn tls(headers: &HeaderMap) -> bool {
+    shop::accounts::web::is_tls(headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
+}
+
+fn header_value(cookie: String) -> HeaderValue {
     HeaderValue::from_str(&cookie).expect("hex tokens make valid headers")
 }
 
 pub fn session_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
-    set_cookie(SESSION_COOKIE, token, shop::accounts::session::TTL, headers)
+    header_value(shop::accounts::web::session_cookie(token, tls(headers)))
 }
 
 pub fn clear_session_cookie(headers: &HeaderMap) -> HeaderValue {
-    set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO, headers)
+    header_value(shop::accounts::web::expired_cookie(SESSION_COOKIE, tls(headers)))
 }
-
-pub const GUEST_COOKIE: &str = "mercato_guest";
 
 /// The guest cart's cookie: a day, like the cart behind it.
 pub fn guest_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
-    set_cookie(GUEST_COOKIE, token, shop::cart::GUEST_TTL, headers)
+    header_value(shop::accounts::web::guest_cookie(token, tls(headers)))
 }
 
 pub fn clear_guest_cookie(headers: &HeaderMap) -> HeaderValue {
-    set_cookie(GUEST_COOKIE, "", std::time::Duration::ZERO, headers)
+    header_value(shop::accounts::web::expired_cookie(GUEST_COOKIE, tls(headers)))
 }

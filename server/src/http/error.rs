@@ -113,6 +113,7 @@ impl From<shop::Error> for ApiError {
             shop::Error::Invalid(message) => ApiError::Unprocessable(message),
             shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
             shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
+            shop::Error::RateLimited { retry_after } => ApiError::TooManyRequests { retry_after },
             shop::Error::Conflict { code, message } => ApiError::Conflict { code, message },
             shop::Error::Unavailable { dependency, retry_after, source } => {
                 tracing::warn!(error = %source, %dependency, "shop dependency unavailable");

@@ -20,7 +20,11 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let leptos_routes = generate_route_list(app::App);
     let shop_for_ssr = state.shop.clone();
-    let provide_shop = move || leptos::prelude::provide_context(shop_for_ssr.clone());
+    let cart_limit = app::server::account::CartLimit(state.config.cart_adds_per_sec);
+    let provide_shop = move || {
+        leptos::prelude::provide_context(shop_for_ssr.clone());
+        leptos::prelude::provide_context(cart_limit);
+    };
     let options = state.leptos.clone();
 
     let router = Router::new()

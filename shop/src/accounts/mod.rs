@@ -3,6 +3,7 @@
 
 pub mod password;
 pub mod session;
+pub mod web;
 
 use model::{Role, User};
 use uuid::Uuid;

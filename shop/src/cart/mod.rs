@@ -51,26 +51,7 @@ pub struct Stored {
     pub unit_cents: i64,
 }
 
-/// A cart as shown: each line with its snapshot and current price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CartView {
-    pub lines: Vec<CartLine>,
-    /// At current prices: what checkout would charge now.
-    pub subtotal_cents: i64,
-    pub currency: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CartLine {
-    pub sku_id: Uuid,
-    pub product_id: Uuid,
-    pub title: String,
-    pub quantity: i64,
-    /// The price when the line was added.
-    pub unit_cents: i64,
-    pub current_unit_cents: i64,
-    pub price_changed: bool,
-}
+pub use model::{CartLine, CartView};
 
 /// Adds to a line, refusing (not clamping) a total above the line maximum.
 /// Returns {new quantity, snapshot} or {-1, current quantity}.
@@ -181,6 +162,18 @@ impl<'a> Cart<'a> {
             )));
         }
         self.view(owner).await
+    }
+
+    /// [`Cart::add`] behind the add-to-cart rate limit for `subject` (a user,
+    /// or a guest's IP): what both the API and the storefront call.
+    pub async fn add_limited(&self, owner: &Owner, subject: &str, per_second: u32, sku: Uuid, quantity: i64) -> Result<CartView> {
+        let limit = crate::ratelimit::Limit { per_second: per_second as f64, burst: per_second };
+        if let crate::ratelimit::Verdict::Limited { retry_after } =
+            self.shop.ratelimit().check(subject, "add_to_cart", limit).await?
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
+        self.add(owner, sku, quantity).await
     }
 
     /// Sets a line's quantity; 0 removes it.

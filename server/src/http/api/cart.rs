@@ -13,7 +13,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shop::cart::Owner;
-use shop::ratelimit::{Limit, Verdict};
 
 use super::parse_id;
 use crate::http::auth::{cookie, guest_cookie, same_origin, MaybeAuthUser, GUEST_COOKIE};
@@ -100,12 +99,11 @@ async fn add(
 ) -> Result<Response, ApiError> {
     let item = super::json_body(payload)?;
     let sku = parse_id("sku_id", &item.sku_id)?;
-    let per_second = state.config.cart_adds_per_sec;
-    let limit = Limit { per_second: per_second as f64, burst: per_second };
-    if let Verdict::Limited { retry_after } = state.shop.ratelimit().check(&who.subject, "add_to_cart", limit).await? {
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
-    let cart = state.shop.cart().add(&who.owner, sku, item.quantity).await?;
+    let cart = state
+        .shop
+        .cart()
+        .add_limited(&who.owner, &who.subject, state.config.cart_adds_per_sec, sku, item.quantity)
+        .await?;
     Ok(who.respond(cart))
 }
 

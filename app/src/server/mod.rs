@@ -1,5 +1,8 @@
 //! Server functions: the storefront's only door to the shop. Under `ssr` they
-//! call `shop` services; in the browser they become fetches.
+//! call `shop` services; in the browser they become fetches. Catalog and
+//! search here; accounts and the cart in `account`.
+
+pub mod account;
 
 use leptos::prelude::*;
 use model::{BrowsePage, CategorySummary, Product, ProductSummary, SearchPage, SkuStock, Suggestion};
@@ -104,15 +107,34 @@ fn page_result<T>(result: shop::Result<T>) -> Result<PageResult<T>, ServerFnErro
     }
 }
 
-/// Logs the shop error with its cause and hands the browser only what it may
-/// show a shopper.
+/// Logs the shop error with its cause, sets the HTTP status a REST client
+/// would get for it (so a failed call is never a bare 500), and hands the
+/// browser only what it may show a shopper.
 #[cfg(feature = "ssr")]
-fn to_client_error(err: shop::Error) -> ServerFnError {
+pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
+    use http::{header, HeaderValue, StatusCode};
+    let (status, retry_after) = match &err {
+        shop::Error::NotFound { .. } => (StatusCode::NOT_FOUND, None),
+        shop::Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+        shop::Error::BadInput { .. } => (StatusCode::BAD_REQUEST, None),
+        shop::Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
+        shop::Error::Conflict { .. } => (StatusCode::CONFLICT, None),
+        shop::Error::RateLimited { retry_after } => (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after)),
+        shop::Error::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after)),
+        shop::Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    };
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+        if let Some(after) = retry_after {
+            response.insert_header(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+    }
     match &err {
         shop::Error::Unavailable { dependency, .. } => {
             tracing::warn!(error = ?err, %dependency, "server fn: dependency unavailable");
             ServerFnError::new("The shop is briefly unavailable. Please try again in a moment.")
         }
+        shop::Error::RateLimited { .. } => ServerFnError::new("You are adding items very fast. Please wait a second and try again."),
         shop::Error::NotFound { .. }
         | shop::Error::Invalid(_)
         | shop::Error::BadInput { .. }
