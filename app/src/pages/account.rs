@@ -14,18 +14,27 @@ pub fn error_text<T>(value: Option<Result<T, ServerFnError>>) -> Option<String> 
     }
 }
 
-#[component]
-pub fn LoginPage() -> impl IntoView {
-    let action = ServerAction::<SignIn>::new();
+/// Once signed in (or registered): refresh the header and move on to `to`.
+/// Returns the last attempt's error message, for the form to show.
+fn on_signed_in(
+    result: impl Fn() -> Option<Result<model::User, ServerFnError>> + Copy + Send + Sync + 'static,
+    to: &'static str,
+) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
     let account = Account::get();
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(_)) = action.value().get() {
+        if let Some(Ok(_)) = result() {
             account.changed();
-            navigate("/cart", Default::default());
+            navigate(to, Default::default());
         }
     });
-    let error = move || error_text(action.value().get());
+    move || error_text(result())
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    let error = on_signed_in(move || action.value().get(), "/cart");
     view! {
         <Title text="Sign in"/>
         <section class="mx-auto max-w-md px-4 py-12" data-testid="login-page">
@@ -51,15 +60,7 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
-    let account = Account::get();
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = action.value().get() {
-            account.changed();
-            navigate("/", Default::default());
-        }
-    });
-    let error = move || error_text(action.value().get());
+    let error = on_signed_in(move || action.value().get(), "/");
     view! {
         <Title text="Create an account"/>
         <section class="mx-auto max-w-md px-4 py-12" data-testid="register-page">
