@@ -141,3 +141,61 @@ async fn a_page_whose_data_cannot_load_is_a_503_with_retry_after(db: PgPool) {
     assert_eq!(response.headers()["retry-after"], "5");
     assert!(response.text().await.unwrap().contains("could not be loaded"));
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn add_to_cart_works_as_a_plain_form_without_javascript(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 100).await;
+    let (product, sku): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "SELECT k.product_id, k.id FROM skus k JOIN inventory i ON i.sku_id = k.id WHERE i.stock_count > 10 ORDER BY k.id LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let page_url = app.url(&format!("/products/{product}?sku={sku}"));
+    let html = app.client.get(&page_url).send().await.unwrap().text().await.unwrap();
+    // The form the browser would submit: its action and the hidden SKU.
+    let form = html.split(r#"data-testid="add-to-cart-form""#).next().unwrap();
+    let action = form.rsplit("action=\"").next().unwrap().split('"').next().unwrap().to_owned();
+    assert!(action.starts_with("/api/"), "server function URL: {action}");
+    assert!(html.contains(&format!(r#"name="sku_id" value="{sku}""#)));
+
+    let response = app.client.post(app.url(&action))
+        .header(reqwest::header::ORIGIN, format!("http://{}", app.addr))
+        .header(reqwest::header::REFERER, &page_url)
+        .header(reqwest::header::ACCEPT, "text/html")
+        .form(&[("sku_id", sku.to_string()), ("quantity", "2".to_owned())])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "back to the page: {}", response.status());
+    let cookie = response.headers().get_all(reqwest::header::SET_COOKIE).iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("mercato_guest="))
+        .expect("a guest cart cookie");
+    let guest = cookie.split(';').next().unwrap().to_owned();
+    let cart: serde_json::Value = app.client.get(app.url("/api/v1/cart")).header(reqwest::header::COOKIE, guest).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cart["lines"][0]["sku_id"], sku.to_string());
+    assert_eq!(cart["lines"][0]["quantity"], 2);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn the_cart_page_shows_an_empty_state_and_price_changes(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 100).await;
+    let html = app.get("/cart").await.text().await.unwrap();
+    assert!(html.contains(r#"data-testid="empty-cart""#), "empty state");
+
+    let (product, sku, price): (uuid::Uuid, uuid::Uuid, i64) = sqlx::query_as(
+        "SELECT k.product_id, k.id, k.price_cents FROM skus k JOIN inventory i ON i.sku_id = k.id WHERE i.stock_count > 10 ORDER BY k.id LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let response = app.client.post(app.url("/api/v1/cart/items"))
+        .json(&serde_json::json!({ "sku_id": sku, "quantity": 1 })).send().await.unwrap();
+    let guest = response.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    app.shop.catalog().set_prices(product, &[shop::catalog::SkuPrice { sku_id: sku, price_cents: price + 1000 }]).await.unwrap();
+    let html = app.client.get(app.url("/cart")).header(reqwest::header::COOKIE, guest).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"data-testid="price-notice""#), "the price change is announced");
+    assert!(html.contains("(was "), "the old price is shown beside the new one");
+    assert!(html.contains(r#"data-testid="subtotal""#));
+}
