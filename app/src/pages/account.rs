@@ -31,6 +31,17 @@ fn on_signed_in(
     move || error_text(result())
 }
 
+/// A labelled, required form field.
+#[component]
+fn Field(label: &'static str, name: &'static str, kind: &'static str, autocomplete: &'static str) -> impl IntoView {
+    view! {
+        <label class="block">
+            <span class="text-sm font-semibold">{label}</span>
+            <input class="input mt-1 w-full" type=kind name=name autocomplete=autocomplete required/>
+        </label>
+    }
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
@@ -41,14 +52,8 @@ pub fn LoginPage() -> impl IntoView {
             <h1 class="font-display text-3xl font-bold tracking-tight">"Sign in"</h1>
             <p class="mt-2 text-muted">"Your cart comes with you: anything you added as a guest is kept."</p>
             <ActionForm action=action attr:class="card mt-6 space-y-4 p-6">
-                <label class="block">
-                    <span class="text-sm font-semibold">"Email"</span>
-                    <input class="input mt-1 w-full" type="email" name="email" autocomplete="email" required/>
-                </label>
-                <label class="block">
-                    <span class="text-sm font-semibold">"Password"</span>
-                    <input class="input mt-1 w-full" type="password" name="password" autocomplete="current-password" required/>
-                </label>
+                <Field label="Email" name="email" kind="email" autocomplete="email"/>
+                <Field label="Password" name="password" kind="password" autocomplete="current-password"/>
                 {move || error().map(|e| view! { <p role="alert" class="text-sm font-medium text-rose-700" data-testid="form-error">{e}</p> })}
                 <button type="submit" class="btn-primary w-full" data-testid="sign-in">"Sign in"</button>
             </ActionForm>
@@ -66,14 +71,8 @@ pub fn RegisterPage() -> impl IntoView {
         <section class="mx-auto max-w-md px-4 py-12" data-testid="register-page">
             <h1 class="font-display text-3xl font-bold tracking-tight">"Create an account"</h1>
             <ActionForm action=action attr:class="card mt-6 space-y-4 p-6">
-                <label class="block">
-                    <span class="text-sm font-semibold">"Name"</span>
-                    <input class="input mt-1 w-full" name="name" autocomplete="name" required/>
-                </label>
-                <label class="block">
-                    <span class="text-sm font-semibold">"Email"</span>
-                    <input class="input mt-1 w-full" type="email" name="email" autocomplete="email" required/>
-                </label>
+                <Field label="Name" name="name" kind="text" autocomplete="name"/>
+                <Field label="Email" name="email" kind="email" autocomplete="email"/>
                 <label class="block">
                     <span class="text-sm font-semibold">"Password"</span>
                     <input class="input mt-1 w-full" type="password" name="password" autocomplete="new-password" minlength="10" required/>

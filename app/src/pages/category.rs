@@ -7,9 +7,9 @@ use crate::components::error_view::SectionError;
 use crate::components::filters::{href, FilterSidebar, SortLinks};
 use crate::components::product_card::ProductGrid;
 use crate::pages::not_found::NotFound;
-use crate::pages::search::InvalidQuery;
-use crate::routing::{query_pairs, set_status};
-use crate::server::{get_category, PageResult};
+use crate::pages::search::listing_view;
+use crate::routing::query_pairs;
+use crate::server::get_category;
 
 /// `/c/{category_slug}`: a category's products, filtered and sorted, one
 /// keyset page at a time ("More products" carries the cursor).
@@ -27,16 +27,10 @@ pub fn CategoryPage() -> impl IntoView {
             <Suspense fallback=|| view! { <div class="page-section" aria-busy="true">"Loading…"</div> }>
                 {move || Suspend::new(async move {
                     let pairs = query_pairs(&query.read_untracked());
-                    page.await.map(|result| match result {
-                        PageResult::Found(data) => {
-                            let params = SearchParams::from_owned_pairs(&pairs).unwrap_or_default();
-                            view! { <CategoryView data params/> }.into_any()
-                        }
-                        PageResult::Missing => view! { <NotFound/> }.into_any(),
-                        PageResult::Invalid(message) => {
-                            set_status(400);
-                            view! { <InvalidQuery message/> }.into_any()
-                        }
+                    page.await.map(|result| {
+                        listing_view(result, &pairs, |data, params| view! { <CategoryView data params/> }.into_any(), || {
+                            view! { <NotFound/> }.into_any()
+                        })
                     })
                 })}
             </Suspense>

@@ -19,16 +19,10 @@ pub fn SearchResultsPage() -> impl IntoView {
             <Suspense fallback=|| view! { <div class="page-section" aria-busy="true">"Searching…"</div> }>
                 {move || Suspend::new(async move {
                     let pairs = query_pairs(&query.read_untracked());
-                    results.await.map(|result| match result {
-                        PageResult::Found(page) => {
-                            let params = SearchParams::from_owned_pairs(&pairs).unwrap_or_default();
-                            view! { <ResultsView page params/> }.into_any()
-                        }
-                        PageResult::Missing => view! { <InvalidQuery message="Nothing to search for.".to_owned()/> }.into_any(),
-                        PageResult::Invalid(message) => {
-                            set_status(400);
-                            view! { <InvalidQuery message/> }.into_any()
-                        }
+                    results.await.map(|result| {
+                        listing_view(result, &pairs, |page, params| view! { <ResultsView page params/> }.into_any(), || {
+                            view! { <InvalidQuery message="Nothing to search for.".to_owned()/> }.into_any()
+                        })
                     })
                 })}
             </Suspense>
@@ -88,6 +82,25 @@ fn ResultsView(page: SearchPage, params: SearchParams) -> impl IntoView {
                 </div>
             </div>
         </div>
+    }
+}
+
+/// The view for a listing page's answer: the page itself with the URL's
+/// parameters, `missing()` for an unknown category, or a 400 naming the
+/// parameter that could not be used.
+pub fn listing_view<T>(
+    result: PageResult<T>,
+    pairs: &[(String, String)],
+    found: impl FnOnce(T, SearchParams) -> AnyView,
+    missing: impl FnOnce() -> AnyView,
+) -> AnyView {
+    match result {
+        PageResult::Found(data) => found(data, SearchParams::from_owned_pairs(pairs).unwrap_or_default()),
+        PageResult::Missing => missing(),
+        PageResult::Invalid(message) => {
+            set_status(400);
+            view! { <InvalidQuery message/> }.into_any()
+        }
     }
 }
 

@@ -33,21 +33,41 @@ fn sku_key(shop: &Shop, id: Uuid) -> String {
     shop.kv.key(&format!("sku:{{{id}}}"))
 }
 
+/// Cached values for `keys` (MGET), all misses when Redis cannot answer:
+/// the caller then reads PostgreSQL, so shoppers can browse through an outage.
+async fn read_many(shop: &Shop, keys: &[String], what: &str) -> Vec<Option<String>> {
+    match shop.kv.conn().mget(keys).await {
+        Ok(values) => values,
+        Err(err) => {
+            tracing::warn!(error = %err, cache = what, "cache unreadable; reading PostgreSQL");
+            Stats::add(&shop.stats.cache_errors, 1);
+            vec![None; keys.len()]
+        }
+    }
+}
+
+/// Fills cache entries (1 h) in one round trip; a failure only costs a later miss.
+async fn write_many(shop: &Shop, entries: Vec<(String, String)>, what: &str) {
+    if entries.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for (key, json) in entries {
+        pipe.set_ex(key, json, PRODUCT_TTL.as_secs()).ignore();
+    }
+    if let Err(err) = pipe.query_async::<()>(&mut shop.kv.conn()).await {
+        tracing::warn!(error = %err, cache = what, "cache not filled");
+        Stats::add(&shop.stats.cache_errors, 1);
+    }
+}
+
 /// SKU → product, title and current price, read through `sku:{id}` (1 h).
 pub async fn sku_details(shop: &Shop, ids: &[Uuid]) -> Result<HashMap<Uuid, super::SkuDetails>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let keys: Vec<String> = ids.iter().map(|id| sku_key(shop, *id)).collect();
-    let mut conn = shop.kv.conn();
-    let cached: Vec<Option<String>> = match conn.mget(&keys).await {
-        Ok(values) => values,
-        Err(err) => {
-            tracing::warn!(error = %err, "SKU cache unreadable; reading PostgreSQL");
-            Stats::add(&shop.stats.cache_errors, 1);
-            vec![None; ids.len()]
-        }
-    };
+    let cached = read_many(shop, &keys, "SKU").await;
     let mut found = HashMap::with_capacity(ids.len());
     let mut missing = Vec::new();
     for (id, json) in ids.iter().zip(cached) {
@@ -66,18 +86,15 @@ pub async fn sku_details(shop: &Shop, ids: &[Uuid]) -> Result<HashMap<Uuid, supe
         .bind(&missing)
         .fetch_all(&shop.db)
         .await?;
-        let mut pipe = redis::pipe();
+        let mut fill = Vec::with_capacity(rows.len());
         for (id, product_id, title, price_cents, currency) in rows {
             let details = super::SkuDetails { product_id, title, price_cents, currency };
             if let Ok(json) = serde_json::to_string(&details) {
-                pipe.set_ex(sku_key(shop, id), json, PRODUCT_TTL.as_secs()).ignore();
+                fill.push((sku_key(shop, id), json));
             }
             found.insert(id, details);
         }
-        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %err, "SKU cache not filled");
-            Stats::add(&shop.stats.cache_errors, 1);
-        }
+        write_many(shop, fill, "SKU").await;
     }
     Ok(found)
 }
@@ -88,15 +105,7 @@ pub async fn products(shop: &Shop, ids: &[Uuid]) -> Result<Vec<ProductRecord>> {
         return Ok(Vec::new());
     }
     let keys: Vec<String> = ids.iter().map(|id| product_key(shop, *id)).collect();
-    let mut conn = shop.kv.conn();
-    let cached: Vec<Option<String>> = match conn.mget(&keys).await {
-        Ok(values) => values,
-        Err(err) => {
-            tracing::warn!(error = %err, "product cache unreadable; reading PostgreSQL");
-            Stats::add(&shop.stats.cache_errors, 1);
-            vec![None; ids.len()]
-        }
-    };
+    let cached = read_many(shop, &keys, "product").await;
 
     let mut found: HashMap<Uuid, ProductRecord> = HashMap::with_capacity(ids.len());
     let mut missing = Vec::new();
@@ -115,14 +124,7 @@ pub async fn products(shop: &Shop, ids: &[Uuid]) -> Result<Vec<ProductRecord>> {
     if !missing.is_empty() {
         let rows = record::load_json(&shop.db, &missing).await?;
         Stats::add(&shop.stats.product_db_loads, rows.len() as u64);
-        let mut pipe = redis::pipe();
-        for (id, json) in &rows {
-            pipe.set_ex(product_key(shop, *id), json, PRODUCT_TTL.as_secs()).ignore();
-        }
-        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %err, "product cache not filled");
-            Stats::add(&shop.stats.cache_errors, 1);
-        }
+        write_many(shop, rows.iter().map(|(id, json)| (product_key(shop, *id), json.clone())).collect(), "product").await;
         for (id, json) in rows {
             found.insert(id, record::parse(&json)?);
         }

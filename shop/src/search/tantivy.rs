@@ -230,13 +230,10 @@ impl TantivyBackend {
             rating: (1..=4).rev().map(|r| (r.to_string(), fruit.ratings[r - 1])).collect(),
             price: price_buckets(&fruit.prices),
         };
-        let ids = fruit
-            .top
-            .into_iter()
-            .skip(request.offset)
-            .take(request.limit)
-            .map(|r| Uuid::from_u128(r.id))
-            .collect();
+        // The requested window of the ranked list (empty past its end).
+        let end = (request.offset + request.limit).min(fruit.top.len());
+        let window = fruit.top.get(request.offset..end).unwrap_or_default();
+        let ids = window.iter().map(|r| Uuid::from_u128(r.id)).collect();
         Ok(SearchOutcome { ids, total: fruit.total, facets })
     }
 }
