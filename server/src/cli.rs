@@ -1,5 +1,5 @@
 //! The command line: `server [serve]`, `server migrate`, `server seed`,
-//! `server search-index`.
+//! `server search-index`, `server reconcile`.
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +44,9 @@ pub enum Command {
     /// Load every product into the Redis cache and every SKU's stock counter,
     /// e.g. after a deploy or a Redis flush.
     CacheWarm,
+    /// Compare every Redis stock counter with PostgreSQL minus live
+    /// reservations, correct drift, and print the JSON report.
+    Reconcile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +131,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "cached {products} products and {skus} stock counters in {:.1} s",
                 started.elapsed().as_secs_f64()
             );
+        }
+        Command::Reconcile => {
+            let shop = startup::connect_shop(&config).await?;
+            let report = shop.inventory().reconcile().await.map_err(CliError::Shop)?;
+            println!("{}", serde_json::to_string_pretty(&report).expect("the report serialises"));
         }
         Command::SearchIndex => {
             let shop = startup::connect_shop(&config).await?;

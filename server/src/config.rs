@@ -34,6 +34,16 @@ pub struct Config {
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
     pub meili_url: Option<String>,
     pub meili_key: Option<String>,
+    /// How long a reservation holds stock before the sweeper returns it.
+    pub reservation_ttl: Duration,
+    /// How often this process sweeps expired reservations.
+    pub sweep_interval: Duration,
+    /// How often this process reconciles Redis counters with PostgreSQL
+    /// (`None`: never; `server reconcile` and the admin endpoint still work).
+    pub reconcile_interval: Option<Duration>,
+    /// How long reservations stay on the DB-only path after Redis fails
+    /// before Redis is probed again.
+    pub redis_breaker_cooldown: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +124,22 @@ impl Config {
             cors_origins: parse_origins(&get("MERCATO_CORS_ORIGINS", "tauri://localhost"))?,
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,
             meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()),
+            reservation_ttl: Duration::from_secs(parse_num(&lookup, "MERCATO_RESERVATION_TTL_SECS", 600u64)?.max(1)),
+            sweep_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_SWEEP_INTERVAL_MS", 1000u64)?.max(10)),
+            reconcile_interval: match parse_num(&lookup, "MERCATO_RECONCILE_SECS", 300u64)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            redis_breaker_cooldown: Duration::from_millis(parse_num(&lookup, "MERCATO_REDIS_BREAKER_COOLDOWN_MS", 1000u64)?.max(10)),
         })
+    }
+
+    pub fn inventory_settings(&self) -> shop::inventory::Settings {
+        shop::inventory::Settings {
+            reservation_ttl: self.reservation_ttl,
+            breaker_cooldown: self.redis_breaker_cooldown,
+            ..shop::inventory::Settings::default()
+        }
     }
 
     /// `host:port/database` without credentials, for messages and logs.

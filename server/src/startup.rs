@@ -47,7 +47,7 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
         ),
         None => std::sync::Arc::new(shop::search::tantivy::TantivyBackend::new()),
     };
-    Ok(shop::Shop::with_search(db, kv, search))
+    Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings()))
 }
 
 /// Fills the search index from PostgreSQL, so search answers from the first request.
@@ -93,6 +93,13 @@ impl Application {
     /// Binds around an already connected shop (tests hand in their own database).
     pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
         build_search_index(&shop).await?;
+        // Stock counters up front, so the first shoppers (or a flash sale's
+        // opening second) do not pay for cold loads. Not fatal: counters
+        // also load on demand.
+        match shop.inventory().preload().await {
+            Ok(loaded) => tracing::info!(loaded, "stock counters loaded"),
+            Err(err) => tracing::warn!(error = %err, "stock counters not preloaded; they will load on demand"),
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;
@@ -123,6 +130,13 @@ impl Application {
             ))
         });
         let _stop_sync = AbortOnDrop(sync);
+        let _stop_sweeper = AbortOnDrop(Some(tokio::spawn(crate::workers::inventory::sweep(
+            self.state.shop.clone(),
+            self.state.config.sweep_interval,
+        ))));
+        let _stop_reconcile = AbortOnDrop(self.state.config.reconcile_interval.map(|every| {
+            tokio::spawn(crate::workers::inventory::reconcile(self.state.shop.clone(), every))
+        }));
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {

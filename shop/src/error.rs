@@ -15,9 +15,11 @@ pub enum Error {
     #[error("{0}")]
     Unauthorized(&'static str),
 
-    /// A clash with existing state (HTTP 409), e.g. an email already registered.
+    /// A clash with existing state (HTTP 409), e.g. an email already
+    /// registered or a SKU sold out; `details` adds the numbers a client
+    /// needs (which SKU, how many were left).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
 
     /// Too many requests of one kind from one subject (HTTP 429).
     #[error("too many requests, slow down")]

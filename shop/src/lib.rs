@@ -3,6 +3,7 @@
 //! functions both call these services, so both behave the same.
 
 pub mod accounts;
+pub mod breaker;
 pub mod cart;
 pub mod catalog;
 pub mod db;
@@ -27,6 +28,8 @@ pub struct Shop {
     pub kv: kv::Kv,
     pub search: Arc<dyn search::SearchBackend>,
     pub stats: Arc<stats::Stats>,
+    /// Inventory settings and the Redis circuit breaker of this process.
+    pub inventory_rt: Arc<inventory::Runtime>,
 }
 
 impl Shop {
@@ -37,7 +40,19 @@ impl Shop {
     }
 
     pub fn with_search(db: PgPool, kv: kv::Kv, search: Arc<dyn search::SearchBackend>) -> Self {
-        Self { db, kv, search, stats: Arc::new(stats::Stats::default()) }
+        Self {
+            db,
+            kv,
+            search,
+            stats: Arc::new(stats::Stats::default()),
+            inventory_rt: Arc::new(inventory::Runtime::new(inventory::Settings::default())),
+        }
+    }
+
+    /// The same shop with other inventory settings (reservation TTL, breaker).
+    pub fn with_inventory_settings(mut self, settings: inventory::Settings) -> Self {
+        self.inventory_rt = Arc::new(inventory::Runtime::new(settings));
+        self
     }
 
     pub fn accounts(&self) -> accounts::Accounts<'_> {

@@ -114,6 +114,38 @@ where
     }
 }
 
+/// A signed-in admin; anyone else is refused (403).
+#[derive(Debug, Clone)]
+pub struct Admin(pub AuthUser);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match auth.user.role {
+            Role::Admin => Ok(Admin(auth)),
+            Role::Customer | Role::Seller => Err(ApiError::Forbidden("this needs an admin account")),
+        }
+    }
+}
+
+impl Seller {
+    /// Whose SKUs this caller manages: a seller its own shop's, an admin all.
+    pub fn scope(&self) -> Result<shop::inventory::SellerScope, ApiError> {
+        match (self.0.user.role, self.0.user.seller_id) {
+            (Role::Admin, _) => Ok(shop::inventory::SellerScope::Admin),
+            (_, Some(seller)) => Ok(shop::inventory::SellerScope::Seller(seller)),
+            // The schema requires a seller id for sellers; refuse rather than widen.
+            (_, None) => Err(ApiError::Forbidden("this account is not linked to a seller shop")),
+        }
+    }
+}
+
 fn tls(headers: &HeaderMap) -> bool {
     shop::accounts::web::is_tls(headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
 }

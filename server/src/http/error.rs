@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
     #[error("{0}")]
     Unprocessable(String),
     #[error("too many requests, slow down")]
@@ -86,6 +86,15 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unavailable { dependency, .. } => body["dependency"] = json!(dependency),
             ApiError::BadParam { param, .. } => body["param"] = json!(param),
+            // Details sit beside `error` and `message` (API.md), e.g. the SKUs
+            // that ran out.
+            ApiError::Conflict { details: Some(serde_json::Value::Object(extra)), .. } => {
+                for (key, value) in extra {
+                    if key != "error" && key != "message" {
+                        body[key.as_str()] = value.clone();
+                    }
+                }
+            }
             _ => {}
         }
         let mut response = (self.status(), Json(body)).into_response();
@@ -114,7 +123,7 @@ impl From<shop::Error> for ApiError {
             shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
             shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
             shop::Error::RateLimited { retry_after } => ApiError::TooManyRequests { retry_after },
-            shop::Error::Conflict { code, message } => ApiError::Conflict { code, message },
+            shop::Error::Conflict { code, message, details } => ApiError::Conflict { code, message, details },
             shop::Error::Unavailable { dependency, retry_after, source } => {
                 tracing::warn!(error = %source, %dependency, "shop dependency unavailable");
                 ApiError::Unavailable { dependency: dependency.name(), retry_after }
@@ -168,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn conflict_carries_its_own_code() {
         let (status, _, body) =
-            body_of(ApiError::Conflict { code: "out_of_stock", message: "SKU 1 is sold out".into() }).await;
+            body_of(ApiError::Conflict { code: "out_of_stock", message: "SKU 1 is sold out".into(), details: None }).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body, json!({"error": "out_of_stock", "message": "SKU 1 is sold out"}));
     }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -22,6 +23,12 @@ struct RequestLabels {
     method: String,
     route: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReservationLabels {
+    path: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,7 +56,18 @@ pub struct Metrics {
     /// Mirrors of the shop's own counters (see `shop::stats`), brought up to
     /// date at each scrape.
     shop: Vec<(Counter, ShopCounter)>,
+    reservations: Family<ReservationLabels, Counter>,
+    redis_breaker: Gauge,
+    breaker_trips: Counter,
 }
+
+/// Reservation outcomes per path, read from the shop's counters.
+const RESERVATION_SERIES: [(&str, &str, ShopCounter); 4] = [
+    ("redis", "ok", |s| shop::stats::Stats::get(&s.inventory.reserved_redis)),
+    ("redis", "rejected", |s| shop::stats::Stats::get(&s.inventory.rejected_redis)),
+    ("db", "ok", |s| shop::stats::Stats::get(&s.inventory.reserved_db)),
+    ("db", "rejected", |s| shop::stats::Stats::get(&s.inventory.rejected_db)),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -71,19 +89,37 @@ impl Metrics {
             latency.clone(),
         );
         let mut shop = Vec::new();
-        let mirrors: [(&str, &str, ShopCounter); 5] = [
+        let reservations = Family::<ReservationLabels, Counter>::default();
+        registry.register(
+            "inventory_reservations",
+            "Reservation attempts by path (redis, or db while Redis is failing) and outcome (ok, rejected: not enough stock)",
+            reservations.clone(),
+        );
+        let redis_breaker = Gauge::default();
+        registry.register(
+            "inventory_redis_breaker_state",
+            "Inventory's Redis circuit breaker: 0 closed (Redis path), 1 open (DB-only path), 2 probing",
+            redis_breaker.clone(),
+        );
+        let breaker_trips = Counter::default();
+        registry.register("inventory_redis_breaker_trips", "Times inventory's Redis circuit breaker opened", breaker_trips.clone());
+        let mirrors: [(&str, &str, ShopCounter); 9] = [
             ("product_cache_hits", "product:{id} reads answered by Redis", |s| shop::stats::Stats::get(&s.product_cache_hits)),
             ("product_cache_misses", "product:{id} reads that went to PostgreSQL", |s| shop::stats::Stats::get(&s.product_cache_misses)),
             ("product_db_loads", "Product records loaded from PostgreSQL", |s| shop::stats::Stats::get(&s.product_db_loads)),
             ("cache_errors", "Redis failures the catalog rode out by reading PostgreSQL", |s| shop::stats::Stats::get(&s.cache_errors)),
             ("stock_counter_loads", "Inventory counters loaded from PostgreSQL into Redis", |s| shop::stats::Stats::get(&s.stock_counter_loads)),
+            ("inventory_expired_reservations", "Expired reservations whose units the sweeper returned to stock", |s| shop::stats::Stats::get(&s.inventory.expired_returned)),
+            ("inventory_drift_corrected", "Redis stock counters reconciliation found wrong and corrected", |s| shop::stats::Stats::get(&s.inventory.drift_corrected)),
+            ("inventory_confirm_retries", "Optimistic inventory confirmations retried after losing a version race", |s| shop::stats::Stats::get(&s.inventory.confirm_retries)),
+            ("inventory_redis_failures", "Redis failures that sent an inventory call to the DB-only path", |s| shop::stats::Stats::get(&s.inventory.redis_failures)),
         ];
         for (name, help, read) in mirrors {
             let counter = Counter::default();
             registry.register(name, help, counter.clone());
             shop.push((counter, read));
         }
-        Self { registry, requests, latency, shop }
+        Self { registry, requests, latency, shop, reservations, redis_breaker, breaker_trips }
     }
 
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
@@ -95,14 +131,33 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn render(&self, stats: &shop::stats::Stats) -> String {
+    pub fn render(&self, shop: &shop::Shop) -> String {
+        let stats = &shop.stats;
+        let breaker = &shop.inventory_rt.breaker;
         for (counter, read) in &self.shop {
             let now = read(stats);
             counter.inc_by(now.saturating_sub(counter.get()));
         }
+        for (path, outcome, read) in RESERVATION_SERIES {
+            let counter = self.reservations.get_or_create(&ReservationLabels { path, outcome });
+            counter.inc_by(read(stats).saturating_sub(counter.get()));
+        }
+        self.redis_breaker.set(breaker.state().as_gauge());
+        let trips = breaker.trips.load(std::sync::atomic::Ordering::Relaxed);
+        self.breaker_trips.inc_by(trips.saturating_sub(self.breaker_trips.get()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
+        // The shop keeps its latency histogram in atomics; written here in
+        // the same text format, before the closing `# EOF`.
+        let body_end = out.rfind("# EOF").unwrap_or(out.len());
+        let mut hist = String::new();
+        hist.push_str("# HELP mercato_inventory_reservation_seconds Time to answer a reservation (reserved or rejected), by path.\n");
+        hist.push_str("# TYPE mercato_inventory_reservation_seconds histogram\n");
+        for (path, histogram) in [("redis", &stats.inventory.latency_redis), ("db", &stats.inventory.latency_db)] {
+            write_histogram(&mut hist, "mercato_inventory_reservation_seconds", path, histogram);
+        }
+        out.insert_str(body_end, &hist);
         out
     }
 }
@@ -117,6 +172,19 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .metrics
         .observe(&method, &route, response.status(), started.elapsed().as_secs_f64());
     response
+}
+
+fn write_histogram(out: &mut String, name: &str, path: &str, histogram: &shop::stats::Histogram) {
+    use std::fmt::Write;
+    let (counts, sum) = histogram.snapshot();
+    let mut cumulative = 0u64;
+    for (i, count) in counts.iter().enumerate() {
+        cumulative += count;
+        let le = shop::stats::LATENCY_BUCKETS.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(out, "{name}_bucket{{path=\"{path}\",le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{path=\"{path}\"}} {sum}");
+    let _ = writeln!(out, "{name}_count{{path=\"{path}\"}} {cumulative}");
 }
 
 fn route_label(request: &Request) -> String {
@@ -145,6 +213,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        state.metrics.render(&state.shop.stats),
+        state.metrics.render(&state.shop),
     )
 }

@@ -2,4 +2,5 @@
 //! until the process shuts down; a failed round is logged and retried on the
 //! next tick, never fatal.
 
+pub mod inventory;
 pub mod search_sync;

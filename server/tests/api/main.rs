@@ -15,3 +15,4 @@ mod catalog;
 mod search;
 mod accounts;
 mod cart;
+mod inventory;

@@ -81,6 +81,7 @@ impl<'a> Accounts<'a> {
             Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => Err(Error::Conflict {
                 code: "email_taken",
                 message: "an account with this email already exists; sign in instead".into(),
+                details: None,
             }),
             Err(err) => Err(err.into()),
         }

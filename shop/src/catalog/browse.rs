@@ -179,7 +179,7 @@ async fn query_page(
           AND ($5::float8 IS NULL OR p.rating_avg >= $5)
           AND (NOT $6 OR EXISTS (
                 SELECT 1 FROM skus k JOIN inventory i ON i.sku_id = k.id
-                WHERE k.product_id = p.id AND i.stock_count > i.reserved))
+                WHERE k.product_id = p.id AND i.stock_count > i.reserved + i.held))
           AND ($9::uuid IS NULL OR {after})
         ORDER BY {order}
         LIMIT $7

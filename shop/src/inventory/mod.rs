@@ -1,20 +1,219 @@
-//! Inventory: PostgreSQL holds the truth (`stock_count`, `reserved`,
-//! `version`); Redis holds the live available count per SKU, the figure
-//! shoppers see and reservations will decrement.
+//! Inventory: the engine a flash sale leans on.
 //!
-//! This is the read side the catalog needs: counters are loaded lazily from
-//! PostgreSQL (`stock_count - reserved`) with SET NX, so a cold SKU costs one
-//! query and concurrent loaders cannot overwrite a counter that reservations
-//! have already moved. Reservation, expiry and reconciliation build on these
-//! keys.
+//! PostgreSQL holds the truth per SKU: `stock_count`, `reserved` (units
+//! confirmed into orders, not yet shipped), `held` (live holds taken on the
+//! DB-only path) and `version`. Redis holds the live available count, the
+//! figure shoppers see and reservations decrement, plus the holds taken on
+//! the Redis path. See `scripts.rs` for the keys and the invariant every
+//! script keeps, and ARCHITECTURE.md for the whole picture.
+//!
+//! A reservation's life: `reserve` (Redis Lua, all lines or none; or the
+//! DB-only path while Redis is failing) → `confirm` (one PostgreSQL
+//! transaction, optimistic lock on `version`, extended by checkout with the
+//! order insert) or `release`, or expiry (the sweeper). Every step is
+//! idempotent by token, and `reservation_outcomes` decides any race between
+//! a confirmation and a release.
+//!
+//! Counters are only ever (re)written from PostgreSQL while the inventory
+//! rows are locked, so a counter write can never interleave with a
+//! confirmation: that is what keeps lazy loading, seller stock changes,
+//! re-sharding and reconciliation exact while reservations are in flight.
 
-use std::collections::HashMap;
+mod confirm;
+mod counters;
+mod db_path;
+mod redis_path;
+mod scripts;
+mod stock;
 
-use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::breaker::{Breaker, Permit};
 use crate::stats::Stats;
-use crate::{Result, Shop};
+use crate::{Error, Result, Shop};
+
+pub use confirm::Confirmation;
+pub use counters::{Drift, ReconcileReport};
+pub use stock::{SellerScope, SkuStockRow, SkuStockPage};
+
+/// Most lines one reservation may hold, and most units per line: a cart is
+/// far smaller, and the bound keeps one script's work small.
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: u32 = 1_000;
+/// Most shards a hot SKU may be split into.
+pub const MAX_SHARDS: u32 = 64;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a reservation holds its units before the sweeper returns them.
+    pub reservation_ttl: Duration,
+    /// How long a started confirmation may take before the sweeper asks
+    /// PostgreSQL how it ended.
+    pub confirm_grace: Duration,
+    /// Consecutive Redis failures before reservations switch to the DB-only path.
+    pub breaker_threshold: u32,
+    /// How long the DB-only path is used before Redis is probed again.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            reservation_ttl: Duration::from_secs(600),
+            confirm_grace: Duration::from_secs(30),
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Per-process inventory state: settings and the Redis circuit breaker.
+#[derive(Debug)]
+pub struct Runtime {
+    pub settings: Settings,
+    pub breaker: Breaker,
+}
+
+impl Runtime {
+    pub fn new(settings: Settings) -> Self {
+        let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown);
+        Self { settings, breaker }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub sku_id: Uuid,
+    pub quantity: u32,
+}
+
+/// Where a reservation's units are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldPath {
+    Redis,
+    Db,
+}
+
+impl HoldPath {
+    pub fn label(self) -> &'static str {
+        match self {
+            HoldPath::Redis => "redis",
+            HoldPath::Db => "db",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldState {
+    Held,
+    Confirming,
+    Confirmed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reservation {
+    pub token: Uuid,
+    pub lines: Vec<Line>,
+    pub expires_at: DateTime<Utc>,
+    pub path: HoldPath,
+    pub state: HoldState,
+}
+
+/// What a release found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// Units went back to stock now.
+    Returned,
+    /// Nothing to do: already released or expired, or never held.
+    Nothing,
+    /// Too late: the reservation was confirmed into an order.
+    AlreadyConfirmed,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired reservations whose units went back to stock.
+    pub expired: u64,
+    /// Stalled confirmations settled from PostgreSQL's record.
+    pub settled: u64,
+}
+
+/// A Redis failure the caller should ride out on the DB-only path, kept
+/// apart from business errors that must reach the customer.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Redis(redis::RedisError),
+    Shop(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(err: Error) -> Self {
+        Fail::Shop(err)
+    }
+}
+
+impl From<sqlx::Error> for Fail {
+    fn from(err: sqlx::Error) -> Self {
+        Fail::Shop(err.into())
+    }
+}
+
+impl From<redis::RedisError> for Fail {
+    fn from(err: redis::RedisError) -> Self {
+        if is_outage(&err) {
+            Fail::Redis(err)
+        } else {
+            Fail::Shop(Error::internal(err))
+        }
+    }
+}
+
+/// Errors that mean "Redis is not answering", as opposed to a bug.
+fn is_outage(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || matches!(err.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::TryAgain))
+}
+
+/// The error a skipped Redis call stands for while the breaker is open.
+pub(crate) fn breaker_open() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "Redis circuit breaker is open"))
+}
+
+pub(crate) fn redis_unavailable(err: redis::RedisError, retry_after: Duration) -> Error {
+    Error::Unavailable { dependency: crate::error::Dependency::Redis, retry_after, source: Box::new(err) }
+}
+
+pub(crate) fn out_of_stock(sku: Uuid, requested: u32, available: i64) -> Error {
+    Error::Conflict {
+        code: "out_of_stock",
+        message: if available <= 0 {
+            format!("SKU {sku} is sold out")
+        } else {
+            format!("only {available} of SKU {sku} left, {requested} requested")
+        },
+        details: Some(serde_json::json!({
+            "skus": [{ "sku_id": sku, "requested": requested, "available": available.max(0) }]
+        })),
+    }
+}
+
+pub(crate) fn reservation_ended(token: Uuid) -> Error {
+    Error::Conflict {
+        code: "reservation_expired",
+        message: format!("reservation {token} has expired or was released; its units are back in stock"),
+        details: None,
+    }
+}
 
 pub struct Inventory<'a> {
     shop: &'a Shop,
@@ -25,76 +224,244 @@ impl<'a> Inventory<'a> {
         Self { shop }
     }
 
-    /// `inv:{<sku>}:avail`: the hash tag keeps a SKU's keys in one slot.
+    fn rt(&self) -> &Runtime {
+        &self.shop.inventory_rt
+    }
+
+    /// `inv:{<sku>}:avail`: an unsharded SKU's counter (tests corrupt it on purpose).
     pub fn available_key(&self, sku: Uuid) -> String {
         self.shop.kv.key(&format!("inv:{{{sku}}}:avail"))
     }
 
-    /// Units available now for each SKU, in the order asked. Unknown SKUs
-    /// count as 0. When Redis is down the figures come from PostgreSQL, so a
-    /// product page still tells the truth, only slower.
+    /// Units available now for each SKU, in the order asked; unknown SKUs
+    /// count as 0. Cold counters load from PostgreSQL, one loader per SKU.
+    /// When Redis is down the figures come from PostgreSQL.
     pub async fn available(&self, skus: &[Uuid]) -> Result<Vec<i64>> {
-        if skus.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = skus.iter().map(|s| self.available_key(*s)).collect();
-        let mut conn = self.shop.kv.conn();
-        let cached: Vec<Option<i64>> = match conn.mget(&keys).await {
-            Ok(values) => values,
-            Err(err) => {
-                tracing::warn!(error = %err, "stock counters unreadable; reading PostgreSQL");
-                Stats::add(&self.shop.stats.cache_errors, 1);
-                let truth = self.load_from_db(skus).await?;
-                return Ok(skus.iter().map(|s| truth.get(s).copied().unwrap_or(0)).collect());
-            }
-        };
-        let missing: Vec<Uuid> = skus
-            .iter()
-            .zip(&cached)
-            .filter(|(_, v)| v.is_none())
-            .map(|(s, _)| *s)
-            .collect();
-        if missing.is_empty() {
-            return Ok(cached.into_iter().map(|v| v.unwrap_or(0)).collect());
-        }
-        let truth = self.load_from_db(&missing).await?;
-        Stats::add(&self.shop.stats.stock_counter_loads, missing.len() as u64);
-        let mut pipe = redis::pipe();
-        for sku in &missing {
-            let value = truth.get(sku).copied().unwrap_or(0);
-            pipe.set_nx(self.available_key(*sku), value).ignore();
-        }
-        // Re-read what won: another process (or a reservation) may have set it first.
-        let missing_keys: Vec<String> = missing.iter().map(|s| self.available_key(*s)).collect();
-        pipe.mget(&missing_keys);
-        let (won,): (Vec<Option<i64>>,) = match pipe.query_async(&mut conn).await {
-            Ok(v) => v,
-            Err(err) => {
-                tracing::warn!(error = %err, "stock counters not stored; using PostgreSQL figures");
-                (missing.iter().map(|s| truth.get(s).copied()).collect(),)
-            }
-        };
-        let loaded: HashMap<Uuid, i64> = missing.iter().copied().zip(won.into_iter().map(|v| v.unwrap_or(0))).collect();
-        Ok(skus
-            .iter()
-            .zip(cached)
-            .map(|(sku, v)| v.or_else(|| loaded.get(sku).copied()).unwrap_or(0))
-            .collect())
+        counters::available(self.shop, skus).await
     }
 
-    async fn load_from_db(&self, skus: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
-        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-            "SELECT sku_id, (stock_count - reserved)::bigint FROM inventory WHERE sku_id = ANY($1)",
-        )
-        .bind(skus)
-        .fetch_all(&self.shop.db)
-        .await?;
-        Ok(rows.into_iter().collect())
+    /// Reserves every line or none, for `ttl` (default: the configured 10
+    /// minutes). Idempotent by `token`: a retry returns the first
+    /// reservation and never holds twice. Uses Redis while it answers and
+    /// the DB-only path while the breaker is open.
+    pub async fn reserve(&self, token: Uuid, lines: &[Line], ttl: Option<Duration>) -> Result<Reservation> {
+        let lines = normalise(lines)?;
+        let ttl = ttl.unwrap_or(self.rt().settings.reservation_ttl).max(Duration::from_millis(1));
+        let started = Instant::now();
+        let stats = &self.shop.stats.inventory;
+        if self.redis_usable().await {
+            match redis_path::reserve(self.shop, token, &lines, ttl).await {
+                Ok(reservation) => {
+                    self.rt().breaker.success();
+                    Stats::add(&stats.reserved_redis, 1);
+                    stats.latency_redis.observe(started.elapsed());
+                    return Ok(reservation);
+                }
+                Err(Fail::Shop(err)) => {
+                    if is_rejection(&err) {
+                        Stats::add(&stats.rejected_redis, 1);
+                        stats.latency_redis.observe(started.elapsed());
+                    }
+                    return Err(err);
+                }
+                Err(Fail::Redis(err)) => self.redis_failed(&err),
+            }
+        }
+        let started = Instant::now();
+        let result = db_path::reserve(self.shop, token, &lines, ttl).await;
+        match &result {
+            Ok(_) => Stats::add(&stats.reserved_db, 1),
+            Err(err) if is_rejection(err) => Stats::add(&stats.rejected_db, 1),
+            Err(_) => {}
+        }
+        stats.latency_db.observe(started.elapsed());
+        result
     }
 
-    /// Drops every counter under this shop's prefix, e.g. after the demo
-    /// catalog is reseeded with the same SKU ids.
+    /// Gives a reservation's units back. Idempotent; a confirmed
+    /// reservation is left alone ([`Released::AlreadyConfirmed`]).
+    pub async fn release(&self, token: Uuid) -> Result<Released> {
+        let mut redis_down = None;
+        if self.redis_usable().await {
+            match redis_path::release(self.shop, token).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {} // not a Redis-path reservation
+                Err(Fail::Shop(err)) => return Err(err),
+                Err(Fail::Redis(err)) => {
+                    self.redis_failed(&err);
+                    redis_down = Some(err);
+                }
+            }
+        } else {
+            redis_down = Some(breaker_open());
+        }
+        match db_path::release(self.shop, token, self.redis_usable_now()).await? {
+            Some(done) => Ok(done),
+            // Unknown to PostgreSQL: either never held, or a Redis hold we
+            // cannot reach now (it stays held until Redis answers or it expires).
+            None => match redis_down {
+                Some(err) => Err(redis_unavailable(err, self.rt().breaker.retry_after())),
+                None => Ok(Released::Nothing),
+            },
+        }
+    }
+
+    /// Confirms a reservation in its own transaction. Checkout uses
+    /// [`Inventory::confirm_in`] to add the order to the same transaction.
+    pub async fn confirm(&self, token: Uuid) -> Result<Vec<Line>> {
+        let mut tx = self.shop.db.begin().await?;
+        let confirmation = self.confirm_in(&mut tx, token).await?;
+        let lines = confirmation.lines.clone();
+        self.commit(tx, confirmation).await?;
+        Ok(lines)
+    }
+
+    /// Moves a reservation's units into `reserved` inside `tx`, all lines in
+    /// one go with an optimistic lock on each row's `version` (bounded
+    /// retry). When PostgreSQL has fewer units than the hold claims (a
+    /// counter had drifted), the reservation is released and the caller gets
+    /// `out_of_stock` naming the SKU; `tx` is left as it was. Finish with
+    /// [`Inventory::commit`].
+    pub async fn confirm_in(&self, tx: &mut sqlx::PgConnection, token: Uuid) -> Result<Confirmation> {
+        confirm::confirm_in(self, tx, token).await
+    }
+
+    /// Commits a transaction carrying a confirmation, keeping Redis in step.
+    pub async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Postgres>, confirmation: Confirmation) -> Result<()> {
+        confirm::commit(self, tx, confirmation).await
+    }
+
+    /// Returns expired reservations to stock and settles stalled
+    /// confirmations. Safe to run in many processes at once: each hold is
+    /// returned by exactly one of them.
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        if self.redis_usable().await {
+            match redis_path::sweep(self).await {
+                Ok(r) => report = r,
+                Err(Fail::Shop(err)) => return Err(err),
+                Err(Fail::Redis(err)) => self.redis_failed(&err),
+            }
+        }
+        report.expired += db_path::sweep(self.shop, self.redis_usable_now()).await?;
+        Stats::add(&self.shop.stats.inventory.expired_returned, report.expired);
+        Ok(report)
+    }
+
+    /// Compares every loaded counter with PostgreSQL minus live
+    /// reservations and rewrites the ones that drifted.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        counters::reconcile(self.shop).await
+    }
+
+    /// Loads every counter from PostgreSQL that is not loaded yet (startup
+    /// warm-up, so the first shoppers do not pay for it).
+    pub async fn preload(&self) -> Result<u64> {
+        counters::preload(self.shop).await
+    }
+
+    /// The SKUs a seller (or an admin, any) may manage, with live figures.
+    pub async fn seller_skus(&self, scope: SellerScope, limit: i64, after: Option<Uuid>) -> Result<SkuStockPage> {
+        stock::list(self.shop, scope, limit, after).await
+    }
+
+    /// Sets a SKU's stock. Refused (409, with the numbers) below what is
+    /// reserved and held right now, reservations in flight included.
+    pub async fn set_stock(&self, scope: SellerScope, sku: Uuid, stock_count: i64) -> Result<SkuStockRow> {
+        stock::set_stock(self, scope, sku, stock_count).await
+    }
+
+    /// Splits a hot SKU's counter into `shards` sub-counters (1: one
+    /// counter again). The total is carried over exactly.
+    pub async fn set_shards(&self, scope: SellerScope, sku: Uuid, shards: u32) -> Result<SkuStockRow> {
+        stock::set_shards(self, scope, sku, shards).await
+    }
+
+    /// Drops every counter and reservation key under this shop's prefix,
+    /// e.g. after the demo catalog is reseeded with the same SKU ids.
     pub async fn forget_counters(&self) -> Result<u64> {
         self.shop.kv.delete_matching("inv:*").await.map_err(Into::into)
+    }
+
+    /// Whether to use Redis now. The caller that gets the half-open probe
+    /// rebuilds the counters from PostgreSQL (and the holds Redis still
+    /// has) before anyone trusts them again: while the DB-only path ran,
+    /// PostgreSQL moved without them.
+    async fn redis_usable(&self) -> bool {
+        match self.rt().breaker.permit() {
+            Permit::Go => true,
+            Permit::Refuse => false,
+            Permit::Probe => match counters::reconcile(self.shop).await {
+                Ok(report) => {
+                    tracing::info!(corrected = report.corrected.len(), checked = report.checked, "Redis is back: counters rebuilt, reservations use Redis again");
+                    self.rt().breaker.success();
+                    true
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "Redis probe failed; staying on the DB-only path");
+                    self.rt().breaker.failure();
+                    false
+                }
+            },
+        }
+    }
+
+    /// Like [`Self::redis_usable`] but never probes: for side effects
+    /// (returning units to a counter) that may simply be skipped.
+    fn redis_usable_now(&self) -> bool {
+        self.rt().breaker.state() == crate::breaker::State::Closed
+    }
+
+    fn redis_failed(&self, err: &redis::RedisError) {
+        tracing::warn!(error = %err, "Redis failed during an inventory call; using the DB-only path");
+        Stats::add(&self.shop.stats.inventory.redis_failures, 1);
+        self.rt().breaker.failure();
+    }
+}
+
+/// A refusal the customer caused (nothing to sell), as opposed to a fault.
+fn is_rejection(err: &Error) -> bool {
+    matches!(err, Error::Conflict { code: "out_of_stock", .. })
+}
+
+/// Validates lines and merges repeats of a SKU, ordered by SKU so every
+/// path locks rows in the same order.
+fn normalise(lines: &[Line]) -> Result<Vec<Line>> {
+    if lines.is_empty() {
+        return Err(Error::Invalid("a reservation needs at least one line".into()));
+    }
+    let mut merged: Vec<Line> = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.quantity == 0 {
+            return Err(Error::Invalid(format!("quantity for SKU {} must be at least 1", line.sku_id)));
+        }
+        match merged.iter_mut().find(|l| l.sku_id == line.sku_id) {
+            Some(existing) => existing.quantity = existing.quantity.saturating_add(line.quantity),
+            None => merged.push(*line),
+        }
+    }
+    if merged.len() > MAX_LINES {
+        return Err(Error::Invalid(format!("a reservation may hold at most {MAX_LINES} SKUs")));
+    }
+    if let Some(line) = merged.iter().find(|l| l.quantity > MAX_QUANTITY) {
+        return Err(Error::Invalid(format!("quantity for SKU {} is above the limit of {MAX_QUANTITY}", line.sku_id)));
+    }
+    merged.sort_by_key(|l| l.sku_id);
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_merged_sorted_and_bounded() {
+        let a = Uuid::from_u128(2);
+        let b = Uuid::from_u128(1);
+        let merged = normalise(&[Line { sku_id: a, quantity: 1 }, Line { sku_id: b, quantity: 2 }, Line { sku_id: a, quantity: 3 }]).unwrap();
+        assert_eq!(merged, vec![Line { sku_id: b, quantity: 2 }, Line { sku_id: a, quantity: 4 }]);
+        assert!(normalise(&[]).is_err());
+        assert!(normalise(&[Line { sku_id: a, quantity: 0 }]).is_err());
+        assert!(normalise(&[Line { sku_id: a, quantity: MAX_QUANTITY + 1 }]).is_err());
     }
 }

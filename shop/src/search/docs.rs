@@ -37,7 +37,7 @@ const SELECT: &str = r#"
            p.min_price_cents AS price_cents, p.currency::text AS currency,
            p.rating_avg, p.rating_count, p.created_at,
            EXISTS (SELECT 1 FROM skus k JOIN inventory i ON i.sku_id = k.id
-                   WHERE k.product_id = p.id AND i.stock_count > i.reserved) AS in_stock
+                   WHERE k.product_id = p.id AND i.stock_count > i.reserved + i.held) AS in_stock
     FROM products p
     JOIN brands b ON b.id = p.brand_id
     JOIN categories c ON c.id = p.category_id

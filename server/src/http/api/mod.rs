@@ -3,9 +3,11 @@
 //! answers a JSON 404, never the storefront's HTML page.
 
 mod accounts;
+mod admin;
 mod cart;
 mod catalog;
 pub mod openapi;
+mod seller;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(cart::router())
         .merge(catalog::router())
+        .merge(seller::router())
+        .merge(admin::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))

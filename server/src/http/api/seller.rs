@@ -1,0 +1,78 @@
+//! Seller stock: `GET /api/v1/seller/skus`, `PUT /api/v1/seller/skus/{sku_id}/stock`
+//! and `PUT /api/v1/seller/skus/{sku_id}/shards` (hot-SKU sharding, e.g.
+//! before a flash sale). A seller sees and changes only its own shop's SKUs
+//! (another seller's answer 404, as if absent); an admin any.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{parse_id, QueryPairs};
+use crate::http::auth::Seller;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/seller/skus", get(list))
+        .route("/api/v1/seller/skus/{sku_id}/stock", put(set_stock))
+        .route("/api/v1/seller/skus/{sku_id}/shards", put(set_shards))
+}
+
+/// Stock figures move every second during a sale: never cached.
+fn fresh(body: impl serde::Serialize) -> Response {
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    response
+}
+
+async fn list(State(state): State<AppState>, seller: Seller, query: QueryPairs) -> Result<Response, ApiError> {
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::BadParam { param: "limit".into(), message: "expected a positive whole number".into() })?,
+    };
+    let after = query.get("cursor").map(|raw| parse_id("cursor", raw)).transpose()?;
+    let page = state.shop.inventory().seller_skus(seller.scope()?, limit, after).await?;
+    Ok(fresh(page))
+}
+
+#[derive(Deserialize)]
+struct StockBody {
+    stock_count: i64,
+}
+
+async fn set_stock(
+    State(state): State<AppState>,
+    seller: Seller,
+    Path(sku_id): Path<String>,
+    body: Result<Json<StockBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let sku = parse_id("sku_id", &sku_id)?;
+    let body = super::json_body(body)?;
+    let row = state.shop.inventory().set_stock(seller.scope()?, sku, body.stock_count).await?;
+    Ok(fresh(row))
+}
+
+#[derive(Deserialize)]
+struct ShardsBody {
+    shards: u32,
+}
+
+async fn set_shards(
+    State(state): State<AppState>,
+    seller: Seller,
+    Path(sku_id): Path<String>,
+    body: Result<Json<ShardsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let sku = parse_id("sku_id", &sku_id)?;
+    let body = super::json_body(body)?;
+    let row = state.shop.inventory().set_shards(seller.scope()?, sku, body.shards).await?;
+    Ok(fresh(row))
+}

@@ -1,0 +1,769 @@
+//! Inventory against real PostgreSQL and Redis, trying hard to oversell:
+//! 2,000 concurrent reservations on 100 units (one counter, 8 shards, and a
+//! two-SKU all-or-nothing mix), idempotent retries, a property test of
+//! random interleavings, Redis killed mid-run, a process that dies holding
+//! reservations, deliberately corrupted counters, and the seller stock API.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestRunner};
+use serde_json::{json, Value};
+use shop::inventory::{HoldPath, Line, Released, SellerScope, Settings};
+use shop::Shop;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{redis_url, LocalRedis, TestApp};
+
+/// A shop on a Redis prefix of its own, around the demo catalog, with the
+/// first `stocks.len()` SKUs (by id) set to those stock counts.
+async fn stocked(db: &PgPool, redis: &str, stocks: &[i32], settings: Settings) -> (Shop, Vec<Uuid>) {
+    let kv = shop::kv::Kv::connect(redis, format!("test:{}:", Uuid::new_v4().simple())).await.unwrap();
+    let shop = Shop::new(db.clone(), kv).with_inventory_settings(settings);
+    shop.catalog().seed(shop::catalog::SeedOptions { products: 10 }).await.unwrap();
+    let skus: Vec<Uuid> = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT $1")
+        .bind(stocks.len() as i64)
+        .fetch_all(db)
+        .await
+        .unwrap();
+    for (sku, stock) in skus.iter().zip(stocks) {
+        sqlx::query("UPDATE inventory SET stock_count = $2, reserved = 0, held = 0 WHERE sku_id = $1")
+            .bind(sku)
+            .bind(stock)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+    (shop, skus)
+}
+
+/// Every figure of a SKU, from both stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Figures {
+    stock: i64,
+    /// PostgreSQL `reserved`: confirmed into orders.
+    confirmed: i64,
+    held_db: i64,
+    held_redis: i64,
+    /// The Redis counter(s), `None` when not loaded.
+    counter: Option<i64>,
+}
+
+impl Figures {
+    /// What the counter must say: PostgreSQL minus every live hold.
+    fn expected_counter(&self) -> i64 {
+        self.stock - self.confirmed - self.held_db - self.held_redis
+    }
+}
+
+async fn figures(shop: &Shop, sku: Uuid) -> Figures {
+    let (stock, confirmed, held_db, shards): (i32, i32, i32, i32) =
+        sqlx::query_as("SELECT stock_count, reserved, held, shards FROM inventory WHERE sku_id = $1")
+            .bind(sku)
+            .fetch_one(&shop.db)
+            .await
+            .unwrap();
+    let mut conn = shop.kv.conn();
+    let held_redis: Option<i64> = redis::cmd("GET").arg(shop.kv.key(&format!("inv:{{{sku}}}:held"))).query_async(&mut conn).await.unwrap();
+    let keys = counter_keys(shop, sku, shards);
+    let values: Vec<Option<i64>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await.unwrap();
+    let counter = values.iter().copied().sum::<Option<i64>>();
+    Figures { stock: stock.into(), confirmed: confirmed.into(), held_db: held_db.into(), held_redis: held_redis.unwrap_or(0), counter }
+}
+
+fn counter_keys(shop: &Shop, sku: Uuid, shards: i32) -> Vec<String> {
+    if shards <= 1 {
+        vec![shop.kv.key(&format!("inv:{{{sku}}}:avail"))]
+    } else {
+        (0..shards).map(|i| shop.kv.key(&format!("inv:{{{sku}/{i}}}:avail"))).collect()
+    }
+}
+
+/// 1, 2 or 3 units, varied by attempt.
+fn qty(i: usize) -> u32 {
+    (i * 7919 % 3) as u32 + 1
+}
+
+/// Runs `attempts` reservations at once; returns the ones that got units.
+async fn race(shop: &Shop, attempts: usize, lines_for: impl Fn(usize) -> Vec<Line>) -> Vec<(Uuid, Vec<Line>, HoldPath)> {
+    race_spread(shop, attempts, Duration::ZERO, lines_for).await
+}
+
+fn units(won: &[(Uuid, Vec<Line>, HoldPath)], sku: Uuid) -> i64 {
+    won.iter().flat_map(|(_, lines, _)| lines).filter(|l| l.sku_id == sku).map(|l| i64::from(l.quantity)).sum()
+}
+
+/// Confirms every reservation at once (all on the same hot rows).
+async fn confirm_all(shop: &Shop, won: &[(Uuid, Vec<Line>, HoldPath)]) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (token, _, _) in won {
+        let shop = shop.clone();
+        let token = *token;
+        tasks.spawn(async move { shop.inventory().confirm(token).await.unwrap() });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn two_thousand_reservations_take_exactly_the_hundred_units_there_are(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[100], Settings::default()).await;
+    let sku = skus[0];
+    let won = race(&shop, 2_000, |i| vec![Line { sku_id: sku, quantity: qty(i) }]).await;
+    assert_eq!(units(&won, sku), 100, "demand far exceeds supply: every unit goes, none twice");
+    assert_eq!(shop::stats::Stats::get(&shop.stats.stock_counter_loads), 1, "2,000 callers found the counter cold; one loaded it");
+    assert!(won.iter().all(|(_, _, path)| *path == HoldPath::Redis));
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.counter, f.held_redis), (Some(0), 100));
+
+    confirm_all(&shop, &won).await;
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.confirmed, f.held_redis, f.counter), (100, 0, Some(0)), "PostgreSQL took all 100, Redis agrees");
+    assert!(shop.inventory().reconcile().await.unwrap().corrected.is_empty(), "nothing drifted");
+    let stats = &shop.stats.inventory;
+    assert_eq!(shop::stats::Stats::get(&stats.reserved_redis), won.len() as u64);
+    assert_eq!(shop::stats::Stats::get(&stats.rejected_redis), (2_000 - won.len()) as u64);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn eight_shards_never_oversubscribe_any_shard(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[100], Settings::default()).await;
+    let sku = skus[0];
+    let row = shop.inventory().set_shards(SellerScope::Admin, sku, 8).await.unwrap();
+    assert_eq!((row.shards, row.available), (8, 100));
+    let shard_values = |shop: Shop| async move {
+        let values: Vec<i64> = redis::cmd("MGET").arg(counter_keys(&shop, sku, 8)).query_async(&mut shop.kv.conn()).await.unwrap();
+        values
+    };
+    assert_eq!(shard_values(shop.clone()).await, vec![13, 13, 13, 13, 12, 12, 12, 12], "the total is spread evenly");
+
+    let won = race(&shop, 2_000, |i| vec![Line { sku_id: sku, quantity: qty(i) }]).await;
+    assert_eq!(units(&won, sku), 100);
+    assert_eq!(shard_values(shop.clone()).await, vec![0; 8], "every shard drained, none below zero");
+    assert_eq!(shop.inventory().available(&[sku]).await.unwrap(), vec![0], "reads add the shards up");
+
+    // Release half, re-shard twice (8 → 3 → 1): the total stays exact.
+    let (released, kept) = won.split_at(won.len() / 2);
+    for (token, _, _) in released {
+        assert_eq!(shop.inventory().release(*token).await.unwrap(), Released::Returned);
+    }
+    let back = units(released, sku);
+    shop.inventory().set_shards(SellerScope::Admin, sku, 3).await.unwrap();
+    assert_eq!(figures(&shop, sku).await.counter, Some(back));
+    shop.inventory().set_shards(SellerScope::Admin, sku, 1).await.unwrap();
+    assert_eq!(figures(&shop, sku).await.counter, Some(back));
+    confirm_all(&shop, kept).await;
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.confirmed, f.counter), (units(kept, sku), Some(back)));
+    assert!(shop.inventory().reconcile().await.unwrap().corrected.is_empty());
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_two_sku_cart_is_held_whole_or_not_at_all(db: PgPool) {
+    // B is scarce: most carts that want both fail on B, and must then hold
+    // nothing of A either.
+    let (shop, skus) = stocked(&db, &redis_url(), &[100, 30], Settings::default()).await;
+    let (a, b) = (skus[0], skus[1]);
+    // Loaded up front, as the server does at startup: a cold SKU would make
+    // carts that need both wait for two loads and start last.
+    shop.inventory().preload().await.unwrap();
+    let won = race(&shop, 2_000, |i| match i % 3 {
+        0 => vec![Line { sku_id: a, quantity: qty(i) }],
+        1 => vec![Line { sku_id: b, quantity: qty(i) }],
+        _ => vec![Line { sku_id: a, quantity: qty(i) }, Line { sku_id: b, quantity: qty(i + 1) }],
+    })
+    .await;
+    for (_, lines, _) in &won {
+        assert!(lines.iter().all(|l| l.quantity > 0));
+    }
+    let mixed = won.iter().filter(|(_, lines, _)| lines.len() == 2).count();
+    assert!(mixed > 0, "some carts got both: {:?}", won.iter().map(|(_, l, _)| l.len()).collect::<Vec<_>>());
+    for (sku, stock) in [(a, 100), (b, 30)] {
+        let f = figures(&shop, sku).await;
+        assert_eq!(units(&won, sku), stock, "every unit of {sku} went");
+        // A partial hold would show up as held units no successful cart owns.
+        assert_eq!(f.held_redis, units(&won, sku), "held units all belong to whole carts");
+        assert_eq!(f.counter, Some(0));
+    }
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn retried_calls_never_count_twice(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[10], Settings::default()).await;
+    let sku = skus[0];
+    let token = Uuid::new_v4();
+    let lines = [Line { sku_id: sku, quantity: 3 }];
+    // The same reservation sent 20 times at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let shop = shop.clone();
+        tasks.spawn(async move { shop.inventory().reserve(token, &lines, None).await.unwrap() });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().lines, lines);
+    }
+    assert_eq!(figures(&shop, sku).await.counter, Some(7), "held once");
+
+    let inv = shop.inventory();
+    assert_eq!(inv.confirm(token).await.unwrap(), lines);
+    assert_eq!(inv.confirm(token).await.unwrap(), lines, "a retried confirm is a no-op");
+    assert_eq!(inv.release(token).await.unwrap(), Released::AlreadyConfirmed);
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.confirmed, f.held_redis, f.counter), (3, 0, Some(7)));
+
+    let other = Uuid::new_v4();
+    inv.reserve(other, &lines, None).await.unwrap();
+    assert_eq!(inv.release(other).await.unwrap(), Released::Returned);
+    assert_eq!(inv.release(other).await.unwrap(), Released::Nothing, "a retried release is a no-op");
+    assert_eq!(figures(&shop, sku).await.counter, Some(7));
+    let again = inv.reserve(other, &lines, None).await.unwrap_err();
+    assert!(matches!(again, shop::Error::Conflict { code: "reservation_expired", .. }), "a released token is not revived: {again:?}");
+    assert!(matches!(inv.confirm(other).await.unwrap_err(), shop::Error::Conflict { code: "reservation_expired", .. }));
+    assert!(matches!(inv.confirm(Uuid::new_v4()).await.unwrap_err(), shop::Error::NotFound { .. }));
+
+    // Bad input is refused before anything is held.
+    assert!(matches!(inv.reserve(Uuid::new_v4(), &[], None).await.unwrap_err(), shop::Error::Invalid(_)));
+    assert!(matches!(inv.reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 0 }], None).await.unwrap_err(), shop::Error::Invalid(_)));
+    let unknown = inv.reserve(Uuid::new_v4(), &[Line { sku_id: Uuid::new_v4(), quantity: 1 }], None).await.unwrap_err();
+    assert!(matches!(unknown, shop::Error::NotFound { .. }), "{unknown:?}");
+    assert_eq!(figures(&shop, sku).await.counter, Some(7));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_confirmation_postgresql_cannot_honour_is_released_and_names_the_sku(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[5], Settings::default()).await;
+    let sku = skus[0];
+    shop.inventory().available(&[sku]).await.unwrap();
+    // A counter that drifted high lets Redis hold more than PostgreSQL has.
+    let _: () = redis::cmd("SET").arg(shop.inventory().available_key(sku)).arg(50).query_async(&mut shop.kv.conn()).await.unwrap();
+    let token = Uuid::new_v4();
+    shop.inventory().reserve(token, &[Line { sku_id: sku, quantity: 8 }], None).await.unwrap();
+    let err = shop.inventory().confirm(token).await.unwrap_err();
+    match err {
+        shop::Error::Conflict { code: "out_of_stock", details: Some(details), .. } => {
+            assert_eq!(details["skus"][0]["sku_id"], json!(sku));
+            assert_eq!(details["skus"][0]["available"], 5);
+        }
+        other => panic!("expected out_of_stock, got {other:?}"),
+    }
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.confirmed, f.held_redis, f.counter), (0, 0, Some(50)), "released: nothing confirmed, nothing held");
+    let report = shop.inventory().reconcile().await.unwrap();
+    assert_eq!(report.corrected.iter().map(|d| (d.sku_id, d.counter, d.expected)).collect::<Vec<_>>(), vec![(sku, 50, 5)]);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn reconciliation_reports_and_fixes_exactly_the_corrupted_counter(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[40, 40, 40], Settings::default()).await;
+    let inv = shop.inventory();
+    inv.preload().await.unwrap();
+    // Live reservations on two SKUs: reconciliation must count them.
+    inv.reserve(Uuid::new_v4(), &[Line { sku_id: skus[0], quantity: 4 }, Line { sku_id: skus[2], quantity: 1 }], None).await.unwrap();
+    assert!(inv.reconcile().await.unwrap().corrected.is_empty(), "holds are not drift");
+    let _: () = redis::cmd("DECRBY").arg(inv.available_key(skus[1])).arg(7).query_async(&mut shop.kv.conn()).await.unwrap();
+
+    let report = inv.reconcile().await.unwrap();
+    assert_eq!(report.corrected.len(), 1, "{report:?}");
+    assert_eq!((report.corrected[0].sku_id, report.corrected[0].counter, report.corrected[0].expected, report.corrected[0].drift), (skus[1], 33, 40, -7));
+    assert!(report.checked >= 3 && report.loaded == report.checked);
+    assert_eq!(figures(&shop, skus[1]).await.counter, Some(40));
+    assert!(inv.reconcile().await.unwrap().corrected.is_empty(), "fixed for good");
+    assert_eq!(shop::stats::Stats::get(&shop.stats.inventory.drift_corrected), 1);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn reservations_of_a_process_that_died_come_back_after_expiry(db: PgPool) {
+    let ttl = Duration::from_millis(400);
+    let (shop, skus) = stocked(&db, &redis_url(), &[100], Settings { reservation_ttl: ttl, ..Settings::default() }).await;
+    let sku = skus[0];
+    // A "checkout process" with its own connections reserves in a loop and is
+    // killed mid-way: no release ever runs.
+    let dying = Shop::new(db.clone(), shop.kv.clone()).with_inventory_settings(Settings { reservation_ttl: ttl, ..Settings::default() });
+    let worker = tokio::spawn(async move {
+        loop {
+            let _ = dying.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 2 }], None).await;
+            tokio::task::yield_now().await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    worker.abort();
+    let _ = worker.await;
+    let f = figures(&shop, sku).await;
+    assert!(f.held_redis > 0, "the dead process left holds behind");
+    assert_eq!(f.counter, Some(f.expected_counter()));
+
+    // Sweepers in two surviving processes race for the same expired holds.
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let other = Shop::new(db.clone(), shop.kv.clone());
+    let (mine, theirs) = (shop.inventory(), other.inventory());
+    let (a, b) = tokio::join!(mine.sweep(), theirs.sweep());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.expired + b.expired) as i64, f.held_redis / 2, "each hold returned exactly once");
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.held_redis, f.counter), (0, Some(100)), "every unit back");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn redis_dying_mid_run_moves_reservations_to_postgresql_without_overselling(db: PgPool) {
+    let mut redis = LocalRedis::start().await;
+    let settings = Settings { breaker_threshold: 2, breaker_cooldown: Duration::from_millis(200), ..Settings::default() };
+    let (shop, skus) = stocked(&db, &redis.url(), &[1_000], settings).await;
+    let sku = skus[0];
+    shop.inventory().preload().await.unwrap();
+
+    // 2,000 shoppers arriving over 1.5 s; Redis dies at 0.3 s and comes back
+    // at 0.8 s empty, as after a crash without persistence.
+    let run = {
+        let shop = shop.clone();
+        tokio::spawn(async move {
+            race_spread(&shop, 2_000, Duration::from_millis(1_500), |_| vec![Line { sku_id: sku, quantity: 1 }]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    let won = run.await.unwrap();
+
+    let by_path = |path| won.iter().filter(|(_, _, p)| *p == path).count();
+    assert!(by_path(HoldPath::Db) > 0, "the outage was ridden out on PostgreSQL");
+    assert!(by_path(HoldPath::Redis) > 0);
+    assert_eq!(shop.inventory_rt.breaker.state(), shop::breaker::State::Closed, "back on Redis after the outage");
+    assert!(shop::stats::Stats::get(&shop.stats.inventory.reserved_db) > 0);
+
+    // Counters were rebuilt from PostgreSQL (DB-path holds included).
+    let f = figures(&shop, sku).await;
+    assert_eq!(f.counter, Some(f.expected_counter()), "{f:?}");
+    assert!(shop.inventory().reconcile().await.unwrap().corrected.is_empty());
+
+    // Every hold that still exists is real: it confirms without running out.
+    // The holds Redis lost in the crash are gone (never sold twice).
+    let mut confirmed = 0i64;
+    for (token, lines, path) in &won {
+        match shop.inventory().confirm(*token).await {
+            Ok(_) => confirmed += i64::from(lines[0].quantity),
+            Err(shop::Error::NotFound { .. }) => assert_eq!(*path, HoldPath::Redis, "only holds Redis lost can vanish"),
+            Err(other) => panic!("a surviving hold failed to confirm: {other:?}"),
+        }
+    }
+    let f = figures(&shop, sku).await;
+    assert!(confirmed <= 1_000, "never oversold: {confirmed}");
+    assert_eq!((f.confirmed, f.held_db, f.held_redis), (confirmed, 0, 0));
+    assert_eq!(confirmed, 1_000, "demand (2,000) exceeded supply: every unit sold once");
+    assert_eq!(f.counter, Some(0));
+}
+
+/// Like [`race`], but the attempts arrive evenly over `over`.
+async fn race_spread(shop: &Shop, attempts: usize, over: Duration, lines_for: impl Fn(usize) -> Vec<Line>) -> Vec<(Uuid, Vec<Line>, HoldPath)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..attempts {
+        let shop = shop.clone();
+        let lines = lines_for(i);
+        let delay = over.mul_f64(i as f64 / attempts as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let token = Uuid::new_v4();
+            match shop.inventory().reserve(token, &lines, None).await {
+                Ok(r) => Some((token, r.lines, r.path)),
+                Err(shop::Error::Conflict { code: "out_of_stock", .. }) => None,
+                Err(other) => panic!("a reservation failed outright: {other:?}"),
+            }
+        });
+    }
+    let mut won = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        won.extend(result.unwrap());
+    }
+    won
+}
+
+/// One step of the property test.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Reserve `a` units of SKU 0 and `b` of SKU 1 (zero: line left out);
+    /// `short` reservations expire at once.
+    Reserve { a: u32, b: u32, short: bool },
+    Release(usize),
+    Confirm(usize),
+    /// Let time pass and sweep.
+    Expire,
+    Reshard { sku: usize, shards: u32 },
+    SetStock { sku: usize, stock: i32 },
+    /// Redis crashes (loses every inventory key) and the breaker opens.
+    RedisCrash,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u32..4, 0u32..4, prop::bool::weighted(0.2))
+            .prop_filter("a reservation needs a line", |(a, b, _)| a + b > 0)
+            .prop_map(|(a, b, short)| Op::Reserve { a, b, short }),
+        2 => (0usize..64).prop_map(Op::Release),
+        2 => (0usize..64).prop_map(Op::Confirm),
+        1 => Just(Op::Expire),
+        1 => (0usize..2, 1u32..9).prop_map(|(sku, shards)| Op::Reshard { sku, shards }),
+        1 => (0usize..2, 0i32..25).prop_map(|(sku, stock)| Op::SetStock { sku, stock }),
+        1 => Just(Op::RedisCrash),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokState {
+    Live,
+    Confirmed,
+    Gone,
+}
+
+struct Tok {
+    id: Uuid,
+    units: [i64; 2],
+    short: bool,
+    path: HoldPath,
+    state: TokState,
+}
+
+/// What the shop must agree with after every step.
+struct Model {
+    stock: [i64; 2],
+    confirmed: [i64; 2],
+    toks: Vec<Tok>,
+}
+
+impl Model {
+    fn live(&self, k: usize) -> i64 {
+        self.toks.iter().filter(|t| t.state == TokState::Live).map(|t| t.units[k]).sum()
+    }
+}
+
+async fn run_case(shop: &Shop, skus: &[Uuid], ops: &[Op]) -> Result<(), TestCaseError> {
+    let inv = shop.inventory();
+    let mut m = Model { stock: [10, 10], confirmed: [0, 0], toks: Vec::new() };
+    for op in ops {
+        match op {
+            Op::Reserve { a, b, short } => {
+                let lines: Vec<Line> = [(skus[0], *a), (skus[1], *b)]
+                    .into_iter()
+                    .filter(|(_, q)| *q > 0)
+                    .map(|(sku_id, quantity)| Line { sku_id, quantity })
+                    .collect();
+                let ttl = short.then(|| Duration::from_millis(1));
+                let fits = (0..2).all(|k| [*a, *b][k] as i64 <= m.stock[k] - m.confirmed[k] - m.live(k));
+                match inv.reserve(Uuid::new_v4(), &lines, ttl).await {
+                    Ok(r) => {
+                        prop_assert!(fits, "reserved {lines:?} beyond what is left");
+                        m.toks.push(Tok { id: r.token, units: [*a as i64, *b as i64], short: *short, path: r.path, state: TokState::Live });
+                    }
+                    Err(shop::Error::Conflict { code: "out_of_stock", .. }) => prop_assert!(!fits, "refused {lines:?} that fits"),
+                    Err(other) => return Err(TestCaseError::fail(format!("reserve: {other:?}"))),
+                }
+            }
+            Op::Release(i) if !m.toks.is_empty() => {
+                let i = i % m.toks.len();
+                let t = &mut m.toks[i];
+                match inv.release(t.id).await {
+                    Ok(Released::Returned) => {
+                        prop_assert_eq!(t.state, TokState::Live);
+                        t.state = TokState::Gone;
+                    }
+                    Ok(Released::AlreadyConfirmed) => prop_assert_eq!(t.state, TokState::Confirmed),
+                    Ok(Released::Nothing) => prop_assert_eq!(t.state, TokState::Gone),
+                    // A Redis hold while the breaker is open: untouched.
+                    Err(shop::Error::Unavailable { .. }) => prop_assert_eq!(t.path, HoldPath::Redis),
+                    Err(other) => return Err(TestCaseError::fail(format!("release: {other:?}"))),
+                }
+            }
+            Op::Confirm(i) if !m.toks.is_empty() => {
+                let i = i % m.toks.len();
+                let t = &mut m.toks[i];
+                match inv.confirm(t.id).await {
+                    Ok(_) => {
+                        prop_assert!(t.state != TokState::Gone, "confirmed a hold that had ended");
+                        if t.state == TokState::Live {
+                            t.state = TokState::Confirmed;
+                            m.confirmed[0] += t.units[0];
+                            m.confirmed[1] += t.units[1];
+                        }
+                    }
+                    // An expired (not yet swept) short hold, or one that ended.
+                    Err(shop::Error::Conflict { code: "reservation_expired", .. }) => prop_assert!(t.short || t.state == TokState::Gone),
+                    Err(shop::Error::NotFound { .. }) => prop_assert_eq!(t.state, TokState::Gone),
+                    Err(shop::Error::Unavailable { .. }) => prop_assert_eq!(t.path, HoldPath::Redis),
+                    Err(other) => return Err(TestCaseError::fail(format!("confirm: {other:?}"))),
+                }
+            }
+            Op::Release(_) | Op::Confirm(_) => {}
+            Op::Expire => {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                inv.sweep().await.map_err(|e| TestCaseError::fail(format!("sweep: {e:?}")))?;
+                let crashed_out = shop.inventory_rt.breaker.state() != shop::breaker::State::Closed;
+                for t in m.toks.iter_mut().filter(|t| t.short && t.state == TokState::Live) {
+                    // Redis holds wait for Redis; the DB path sweeps regardless.
+                    if !(crashed_out && t.path == HoldPath::Redis) {
+                        t.state = TokState::Gone;
+                    }
+                }
+            }
+            Op::Reshard { sku, shards } => {
+                inv.set_shards(SellerScope::Admin, skus[*sku], *shards).await.map_err(|e| TestCaseError::fail(format!("reshard: {e:?}")))?;
+            }
+            Op::SetStock { sku, stock } => {
+                let floor = m.confirmed[*sku] + m.live(*sku);
+                match inv.set_stock(SellerScope::Admin, skus[*sku], i64::from(*stock)).await {
+                    Ok(row) => {
+                        prop_assert!(i64::from(*stock) >= floor, "stock set below what is held");
+                        prop_assert_eq!(row.reserved, floor);
+                        m.stock[*sku] = i64::from(*stock);
+                    }
+                    Err(shop::Error::Conflict { code: "stock_below_reserved", .. }) => prop_assert!(i64::from(*stock) < floor),
+                    Err(other) => return Err(TestCaseError::fail(format!("set_stock: {other:?}"))),
+                }
+            }
+            Op::RedisCrash => {
+                shop.kv.delete_matching("inv:*").await.unwrap();
+                for _ in 0..2 {
+                    shop.inventory_rt.breaker.failure();
+                }
+                for t in m.toks.iter_mut().filter(|t| t.state == TokState::Live && t.path == HoldPath::Redis) {
+                    t.state = TokState::Gone; // lost with Redis's memory
+                }
+            }
+        }
+        let breaker_closed = shop.inventory_rt.breaker.state() == shop::breaker::State::Closed;
+        for k in 0..2 {
+            let f = figures(shop, skus[k]).await;
+            prop_assert_eq!(f.stock, m.stock[k]);
+            prop_assert_eq!(f.confirmed, m.confirmed[k], "confirmed units of SKU {}", k);
+            prop_assert_eq!(f.held_db + f.held_redis, m.live(k), "held units of SKU {} after {:?}", k, op);
+            prop_assert!(f.confirmed + f.held_db + f.held_redis <= f.stock, "oversold: {:?}", f);
+            if breaker_closed {
+                if let Some(counter) = f.counter {
+                    prop_assert_eq!(counter, f.expected_counter(), "counter of SKU {} after {:?}", k, op);
+                }
+            }
+        }
+    }
+    // Wait out the breaker so Redis is trusted again, then reconcile: the
+    // operations above must have left nothing to correct.
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    inv.sweep().await.map_err(|e| TestCaseError::fail(format!("sweep: {e:?}")))?;
+    prop_assert_eq!(shop.inventory_rt.breaker.state(), shop::breaker::State::Closed);
+    inv.available(skus).await.unwrap();
+    let report = inv.reconcile().await.map_err(|e| TestCaseError::fail(format!("reconcile: {e:?}")))?;
+    prop_assert!(report.corrected.is_empty(), "drift after {:?}: {:?}", ops, report.corrected);
+    // Nor did the rebuild that preceded Redis's return find any.
+    prop_assert_eq!(shop::stats::Stats::get(&shop.stats.inventory.drift_corrected), 0);
+    for sku in skus {
+        let f = figures(shop, *sku).await;
+        prop_assert_eq!(f.counter, Some(f.expected_counter()));
+    }
+    Ok(())
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn random_interleavings_never_oversell_and_leave_counters_exact(db: PgPool) {
+    let settings = Settings { breaker_threshold: 2, breaker_cooldown: Duration::from_millis(20), ..Settings::default() };
+    let (template, skus) = stocked(&db, &redis_url(), &[10, 10], settings.clone()).await;
+    let handle = tokio::runtime::Handle::current();
+    let db_for_cases = db.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(PropConfig { cases: 48, failure_persistence: None, ..PropConfig::default() });
+        runner.run(&prop::collection::vec(op(), 1..40), |ops| {
+            handle.block_on(async {
+                // A fresh start per case: its own Redis prefix, stock reset.
+                let kv = shop::kv::Kv::connect(&redis_url(), format!("test:{}:", Uuid::new_v4().simple())).await.unwrap();
+                let shop = Shop::new(db_for_cases.clone(), kv).with_inventory_settings(settings.clone());
+                sqlx::query("UPDATE inventory SET stock_count = 10, reserved = 0, held = 0, shards = 1 WHERE sku_id = ANY($1)")
+                    .bind(&skus)
+                    .execute(&db_for_cases)
+                    .await
+                    .unwrap();
+                sqlx::query("TRUNCATE inventory_reservations, reservation_outcomes").execute(&db_for_cases).await.unwrap();
+                let result = run_case(&shop, &skus, &ops).await;
+                shop.kv.delete_matching("inv:*").await.unwrap();
+                result
+            })
+        })
+    })
+    .await
+    .unwrap();
+    drop(template);
+    if let Err(err) = outcome {
+        panic!("{err}");
+    }
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
+    let response = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+fn demo(role: model::account::Role) -> (&'static str, &'static str) {
+    let (_, email, password, _) = shop::accounts::DEMO_ACCOUNTS.into_iter().find(|(r, ..)| *r == role).unwrap();
+    (email, password)
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn sellers_manage_their_own_stock_and_never_below_what_is_held(db: PgPool) {
+    use model::account::Role;
+    let app = TestApp::spawn_seeded(db.clone(), 50).await;
+    let users = app.shop.accounts().seed_demo().await.unwrap();
+    let seller_id = users.iter().find_map(|u| u.seller_id).unwrap();
+    let (email, password) = demo(Role::Seller);
+    let seller = sign_in(&app, email, password).await;
+    let (email, password) = demo(Role::Admin);
+    let admin = sign_in(&app, email, password).await;
+    let (email, password) = demo(Role::Customer);
+    let customer = sign_in(&app, email, password).await;
+
+    let get = |token: String, path: String| {
+        let app = &app;
+        async move {
+            let r = app.client.get(app.url(&path)).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let put = |token: String, path: String, body: Value| {
+        let app = &app;
+        async move {
+            let r = app.client.put(app.url(&path)).bearer_auth(token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // The seller sees exactly its own shop's SKUs, paged.
+    let own: Vec<Uuid> = sqlx::query_scalar("SELECT s.id FROM skus s JOIN products p ON p.id = s.product_id WHERE p.seller_id = $1 ORDER BY s.id")
+        .bind(seller_id)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(own.len() >= 2, "the demo seller has SKUs");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/seller/skus?limit=1&cursor={c}"),
+            None => "/api/v1/seller/skus?limit=1".to_owned(),
+        };
+        let (status, page) = get(seller.clone(), path).await;
+        assert_eq!(status, 200);
+        for item in page["items"].as_array().unwrap() {
+            for field in ["sku_id", "product_id", "title", "stock_count", "reserved", "available"] {
+                assert!(item.get(field).is_some(), "{field} in {item}");
+            }
+            seen.push(Uuid::parse_str(item["sku_id"].as_str().unwrap()).unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, own);
+    let (_, all) = get(admin.clone(), "/api/v1/seller/skus?limit=500".into()).await;
+    assert!(all["items"].as_array().unwrap().len() > own.len(), "an admin sees every seller's SKUs");
+    assert_eq!(get(customer.clone(), "/api/v1/seller/skus".into()).await.0, 403);
+    assert_eq!(app.client.get(app.url("/api/v1/seller/skus")).send().await.unwrap().status(), 401);
+    assert_eq!(get(seller.clone(), "/api/v1/seller/skus?limit=x".into()).await.0, 400);
+
+    // Someone else's SKU is not there for this seller; an admin may change it.
+    let foreign: Uuid = sqlx::query_scalar("SELECT s.id FROM skus s JOIN products p ON p.id = s.product_id WHERE p.seller_id <> $1 LIMIT 1")
+        .bind(seller_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(put(seller.clone(), format!("/api/v1/seller/skus/{foreign}/stock"), json!({ "stock_count": 5 })).await.0, 404);
+    assert_eq!(put(admin.clone(), format!("/api/v1/seller/skus/{foreign}/stock"), json!({ "stock_count": 5 })).await.0, 200);
+
+    // Stock with shoppers holding units: never below what they hold.
+    let sku = own[0];
+    let (status, row) = put(seller.clone(), format!("/api/v1/seller/skus/{sku}/stock"), json!({ "stock_count": 20 })).await;
+    assert_eq!((status, row["stock_count"].as_i64(), row["available"].as_i64()), (200, Some(20), Some(20)));
+    let token = Uuid::new_v4();
+    app.shop.inventory().reserve(token, &[Line { sku_id: sku, quantity: 6 }], None).await.unwrap();
+    let (status, body) = put(seller.clone(), format!("/api/v1/seller/skus/{sku}/stock"), json!({ "stock_count": 5 })).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!((body["error"].as_str(), body["stock_count"].as_i64(), body["reserved"].as_i64()), (Some("stock_below_reserved"), Some(5), Some(6)));
+    let (status, row) = put(seller.clone(), format!("/api/v1/seller/skus/{sku}/stock"), json!({ "stock_count": 6 })).await;
+    assert_eq!((status, row["reserved"].as_i64(), row["available"].as_i64()), (200, Some(6), Some(0)));
+    // The product page's live figure follows at once.
+    let product = row["product_id"].as_str().unwrap().to_owned();
+    let stock: Value = app.get(&format!("/api/v1/products/{product}/stock")).await.json().await.unwrap();
+    let live = stock["skus"].as_array().unwrap().iter().find(|s| s["sku_id"] == json!(sku)).unwrap();
+    assert_eq!((live["available"].as_i64(), live["availability"].as_str()), (Some(0), Some("out_of_stock")));
+    app.shop.inventory().release(token).await.unwrap();
+    let (_, row) = get(seller.clone(), "/api/v1/seller/skus?limit=500".into()).await;
+    let listed = row["items"].as_array().unwrap().iter().find(|s| s["sku_id"] == json!(sku)).unwrap().clone();
+    assert_eq!((listed["reserved"].as_i64(), listed["available"].as_i64()), (Some(0), Some(6)));
+
+    // Bad input: clear 4xx, nothing changed.
+    for (body, want) in [(json!({ "stock_count": -1 }), 422), (json!({ "stock_count": "many" }), 400), (json!({}), 400)] {
+        assert_eq!(put(seller.clone(), format!("/api/v1/seller/skus/{sku}/stock"), body).await.0, want);
+    }
+    assert_eq!(put(seller.clone(), "/api/v1/seller/skus/not-a-uuid/stock".into(), json!({ "stock_count": 1 })).await.0, 400);
+    assert_eq!(put(seller.clone(), format!("/api/v1/seller/skus/{sku}/shards"), json!({ "shards": 0 })).await.0, 422);
+    let (status, row) = put(seller.clone(), format!("/api/v1/seller/skus/{sku}/shards"), json!({ "shards": 4 })).await;
+    assert_eq!((status, row["shards"].as_i64(), row["available"].as_i64()), (200, Some(4), Some(6)));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn stock_changes_while_reservations_are_in_flight_stay_exact(db: PgPool) {
+    let (shop, skus) = stocked(&db, &redis_url(), &[50], Settings::default()).await;
+    let sku = skus[0];
+    shop.inventory().set_shards(SellerScope::Admin, sku, 4).await.unwrap();
+    let shoppers = {
+        let shop = shop.clone();
+        tokio::spawn(async move { race(&shop, 1_000, |i| vec![Line { sku_id: sku, quantity: qty(i) }]).await })
+    };
+    // The seller restocks and trims while the shoppers race.
+    let mut refused = 0;
+    for stock in [80, 60, 120, 90, 200, 150] {
+        match shop.inventory().set_stock(SellerScope::Admin, sku, stock).await {
+            Ok(_) => {}
+            Err(shop::Error::Conflict { code: "stock_below_reserved", .. }) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    let won = shoppers.await.unwrap();
+    let f = figures(&shop, sku).await;
+    assert_eq!(f.held_redis, units(&won, sku), "every held unit belongs to a reservation");
+    assert!(f.held_redis <= f.stock, "never more held than in stock ({refused} cuts refused)");
+    assert_eq!(f.counter, Some(f.expected_counter()));
+    assert!(shop.inventory().reconcile().await.unwrap().corrected.is_empty());
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn admins_reconcile_over_http_and_metrics_show_inventory(db: PgPool) {
+    use model::account::Role;
+    let app = TestApp::spawn_seeded(db, 20).await;
+    app.shop.accounts().seed_demo().await.unwrap();
+    let (email, password) = demo(Role::Admin);
+    let admin = sign_in(&app, email, password).await;
+    let (email, password) = demo(Role::Seller);
+    let seller = sign_in(&app, email, password).await;
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory WHERE stock_count > 10 ORDER BY sku_id LIMIT 1").fetch_one(&app.shop.db).await.unwrap();
+    app.shop.inventory().available(&[sku]).await.unwrap();
+    let _: () = redis::cmd("INCRBY").arg(app.shop.inventory().available_key(sku)).arg(3).query_async(&mut app.shop.kv.conn()).await.unwrap();
+    app.shop.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 1 }], None).await.unwrap();
+
+    let post = |token: String| app.client.post(app.url("/api/v1/admin/reconcile")).bearer_auth(token).send();
+    assert_eq!(post(seller).await.unwrap().status(), 403);
+    let response = post(admin.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["corrected"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!((report["corrected"][0]["sku_id"].clone(), report["corrected"][0]["drift"].as_i64()), (json!(sku), Some(3)));
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "mercato_inventory_reservations_total{path=\"redis\",outcome=\"ok\"} 1",
+        "mercato_inventory_drift_corrected_total 1",
+        "mercato_inventory_redis_breaker_state 0",
+        "mercato_inventory_reservation_seconds_count{path=\"redis\"} 1",
+        "mercato_inventory_expired_reservations_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
