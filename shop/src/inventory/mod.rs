@@ -215,6 +215,12 @@ pub(crate) fn reservation_ended(token: Uuid) -> Error {
     }
 }
 
+/// The reservation script's source, so `bench/inventory-reserve.sh` can run
+/// the very same Lua under `redis-benchmark` for the ceiling.
+pub fn reserve_script_source() -> &'static str {
+    scripts::RESERVE_SRC
+}
+
 pub struct Inventory<'a> {
     shop: &'a Shop,
 }

@@ -117,8 +117,7 @@ return out
 /// Reserves every line or none. ARGV: prefix, token, ttl_ms, random, then
 /// (sku, qty) pairs with distinct SKUs.
 /// → {'OK', state, exp, lines} | {'DUP', state, exp, lines} | {'SHORT', sku, available} | {'MISSING', sku}
-pub static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+pub const RESERVE_SRC: &str = concat!(
         prelude!(),
         r#"
 local token, ttl, rnd = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -168,8 +167,8 @@ redis.call('PEXPIRE', rec, ttl + 86400000)
 redis.call('ZADD', DUE, exp, token)
 return {'OK', 'held', tostring(exp), lines}
 "#
-    ))
-});
+);
+pub static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_SRC));
 
 /// Gives a reservation's units back. ARGV: prefix, token, mode:
 /// `release` (a held reservation, on request), `expire` (a held one past its

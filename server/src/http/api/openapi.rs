@@ -139,6 +139,34 @@ pub fn spec() -> Value {
                 "summary": "Search-as-you-type suggestions (products).",
                 "parameters": [param("q", "query", "What the shopper has typed so far (2+ characters).", json!({"type": "string"}))],
                 "responses": with(errors(&[400, 503]), ok("Suggestions"))
+            }},
+            "/api/v1/seller/skus": { "get": {
+                "summary": "The caller's SKUs with live stock (a seller: its own shop's; an admin: every seller's), keyset-paginated.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    param("limit", "query", "Page size, 1 to 500 (default 100).", json!({"type": "integer"})),
+                    param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                ],
+                "responses": with(errors(&[400, 401, 403, 503]), ok("SkuStockPage"))
+            }},
+            "/api/v1/seller/skus/{sku_id}/stock": { "put": {
+                "summary": "Set a SKU's stock. Refused (409 `stock_below_reserved`, with `stock_count` and `reserved`) below what is in orders and live reservations right now.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("sku_id", "path", "SKU id.", json!({"type": "string", "format": "uuid"}))],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["stock_count"], "properties": { "stock_count": {"type": "integer", "minimum": 0} } } } } },
+                "responses": with(errors(&[400, 401, 403, 404, 409, 422, 503]), ok("SkuStock"))
+            }},
+            "/api/v1/seller/skus/{sku_id}/shards": { "put": {
+                "summary": "Split a hot SKU's Redis counter into N sub-counters (1 to 64; 1 = one counter), e.g. before a flash sale. The total is carried over exactly.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("sku_id", "path", "SKU id.", json!({"type": "string", "format": "uuid"}))],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["shards"], "properties": { "shards": {"type": "integer", "minimum": 1, "maximum": 64} } } } } },
+                "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuStock"))
+            }},
+            "/api/v1/admin/reconcile": { "post": {
+                "summary": "Compare every Redis stock counter with PostgreSQL minus live reservations, correct drift, and report each corrected SKU (also `server reconcile` and a periodic job).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "responses": with(errors(&[401, 403, 503]), ok("ReconcileReport"))
             }}
         },
         "components": {
@@ -151,7 +179,7 @@ pub fn spec() -> Value {
                 "E401": { "description": "Not signed in, or wrong credentials.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E403": { "description": "Wrong role, or a cross-site write.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E429": { "description": "Too many requests; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "E409": { "description": "Conflict, e.g. `email_taken`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E409": { "description": "Conflict, e.g. `email_taken`, `out_of_stock` (with `skus`), `stock_below_reserved` (with the numbers).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E422": { "description": "Validation failed; the message says how to fix it.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E400": { "description": "Malformed input; `param` names the parameter.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E404": { "description": "Unknown id.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
@@ -227,6 +255,26 @@ pub fn spec() -> Value {
                     "skus": { "type": "array", "items": { "type": "object", "properties": {
                         "sku_id": {"type": "string", "format": "uuid"}, "available": {"type": "integer"},
                         "availability": {"type": "string", "enum": ["in_stock", "low_stock", "out_of_stock"]} } } } } },
+                "SkuStock": { "type": "object", "properties": {
+                    "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
+                    "title": {"type": "string"}, "variant": {"type": "string", "description": "The SKU's attributes, e.g. \"Black / 42\"."},
+                    "stock_count": {"type": "integer"},
+                    "reserved": {"type": "integer", "description": "Not available to shoppers: `in_orders` + `held`."},
+                    "available": {"type": "integer", "description": "The live figure shoppers see."},
+                    "in_orders": {"type": "integer", "description": "Confirmed into orders, not yet shipped."},
+                    "held": {"type": "integer", "description": "In live reservations (checkouts in progress)."},
+                    "shards": {"type": "integer"} } },
+                "SkuStockPage": { "type": "object", "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/SkuStock" } },
+                    "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },
+                "ReconcileReport": { "type": "object", "properties": {
+                    "checked": {"type": "integer", "description": "SKUs in PostgreSQL."},
+                    "loaded": {"type": "integer", "description": "SKUs with a Redis counter (the rest load on demand)."},
+                    "corrected": { "type": "array", "items": { "type": "object", "properties": {
+                        "sku_id": {"type": "string", "format": "uuid"}, "counter": {"type": "integer", "description": "What Redis said."},
+                        "expected": {"type": "integer", "description": "PostgreSQL minus live reservations: what it says now."},
+                        "drift": {"type": "integer", "description": "counter - expected; positive would have oversold."} } } },
+                    "took_ms": {"type": "integer"} } },
                 "Suggestions": { "type": "object", "properties": { "suggestions": { "type": "array", "items": { "type": "object", "properties": {
                     "product_id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "category": {"type": "string"} } } } } }
             }
