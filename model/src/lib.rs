@@ -14,4 +14,6 @@ pub use query::{ListingFilters, QueryError, SearchParams};
 pub mod account;
 pub use account::{Role, User};
 pub mod cart;
+pub mod order;
 pub use cart::{CartLine, CartView};
+pub use order::{OrderItem, OrderStatus, OrderView, StatusChange};

@@ -8,9 +8,11 @@ pub mod cart;
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod kv;
+pub mod orders;
 pub mod ratelimit;
 pub mod search;
 pub mod stats;
@@ -73,6 +75,10 @@ impl Shop {
 
     pub fn inventory(&self) -> inventory::Inventory<'_> {
         inventory::Inventory::new(self)
+    }
+
+    pub fn orders(&self) -> orders::Orders<'_> {
+        orders::Orders::new(self)
     }
 
     pub fn search(&self) -> search::Search<'_> {

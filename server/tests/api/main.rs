@@ -16,3 +16,4 @@ mod search;
 mod accounts;
 mod cart;
 mod inventory;
+mod orders;

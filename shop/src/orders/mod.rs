@@ -1,0 +1,170 @@
+//! Orders: the tables of the design (orders, order_items,
+//! order_status_history) and the status machine. Every change goes through
+//! a caller's transaction and writes, in that same transaction, its history
+//! row and its outbox event, so no committed change can lack either.
+
+use model::order::{OrderItem, OrderStatus, OrderView, StatusChange};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::events;
+use crate::{Error, Result, Shop};
+
+/// An order about to be written (checkout fills it in).
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub idempotency_key: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub payment_id: Option<String>,
+    pub reservation_token: Uuid,
+    pub shipping_address: serde_json::Value,
+    pub items: Vec<OrderItem>,
+}
+
+pub struct Orders<'a> {
+    shop: &'a Shop,
+}
+
+impl<'a> Orders<'a> {
+    pub(crate) fn new(shop: &'a Shop) -> Self {
+        Self { shop }
+    }
+
+    /// Writes a new order that went through `steps` (e.g. PLACED,
+    /// PAYMENT_PENDING, CONFIRMED once its payment is authorized): the order
+    /// in the last status, one history row per step, and an `order.placed`
+    /// event, all in `conn`'s transaction.
+    pub async fn insert(conn: &mut PgConnection, order: &NewOrder, steps: &[OrderStatus]) -> Result<()> {
+        let Some(status) = steps.last().copied() else {
+            return Err(Error::internal("an order needs at least one status"));
+        };
+        if steps[0] != OrderStatus::Placed || steps.windows(2).any(|w| !w[0].can_transition_to(w[1])) {
+            return Err(Error::internal(format!("not a path through the order statuses: {steps:?}")));
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, idempotency_key, status, total_cents, currency, payment_id, reservation_token, shipping_address) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(order.id)
+        .bind(order.user_id)
+        .bind(&order.idempotency_key)
+        .bind(status.as_str())
+        .bind(order.total_cents)
+        .bind(&order.currency)
+        .bind(&order.payment_id)
+        .bind(order.reservation_token)
+        .bind(&order.shipping_address)
+        .execute(&mut *conn)
+        .await?;
+        for item in &order.items {
+            sqlx::query("INSERT INTO order_items (order_id, sku_id, product_id, title, quantity, unit_cents) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(order.id)
+                .bind(item.sku_id)
+                .bind(item.product_id)
+                .bind(&item.title)
+                .bind(item.quantity as i32)
+                .bind(item.unit_cents)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let mut from: Option<OrderStatus> = None;
+        for step in steps {
+            history(conn, order.id, from, *step).await?;
+            from = Some(*step);
+        }
+        events::record(
+            conn,
+            "order",
+            order.id,
+            "order.placed",
+            json!({
+                "order_id": order.id, "user_id": order.user_id, "status": status,
+                "total_cents": order.total_cents, "currency": order.currency, "payment_id": order.payment_id,
+                "items": order.items,
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves an order to `to` inside `conn`'s transaction, with its history
+    /// row and an `order.status_changed` event. Refused (409
+    /// `illegal_transition`) when the status machine does not allow it.
+    /// Returns the status it left.
+    pub async fn transition(conn: &mut PgConnection, order_id: Uuid, to: OrderStatus) -> Result<OrderStatus> {
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let from = current
+            .as_deref()
+            .and_then(OrderStatus::parse)
+            .ok_or(Error::NotFound { what: "order" })?;
+        if !from.can_transition_to(to) {
+            return Err(Error::Conflict {
+                code: "illegal_transition",
+                message: format!("an order that is {from} cannot become {to}"),
+                details: Some(json!({ "status": from, "requested": to })),
+            });
+        }
+        sqlx::query("UPDATE orders SET status = $2 WHERE id = $1").bind(order_id).bind(to.as_str()).execute(&mut *conn).await?;
+        history(conn, order_id, Some(from), to).await?;
+        events::record(conn, "order", order_id, "order.status_changed", json!({ "order_id": order_id, "from": from, "to": to })).await?;
+        Ok(from)
+    }
+
+    /// One of `user`'s orders; someone else's is "not found", never "forbidden".
+    pub async fn get(&self, user: Uuid, order_id: Uuid) -> Result<OrderView> {
+        let row: Option<(String, i64, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT status, total_cents, currency, payment_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+             FROM orders WHERE id = $1 AND user_id = $2",
+        )
+        .bind(order_id)
+        .bind(user)
+        .fetch_optional(&self.shop.db)
+        .await?;
+        let (status, total_cents, currency, payment_id, created_at) = row.ok_or(Error::NotFound { what: "order" })?;
+        let items: Vec<(Uuid, Uuid, String, i32, i64)> = sqlx::query_as(
+            "SELECT sku_id, product_id, title, quantity, unit_cents FROM order_items WHERE order_id = $1 ORDER BY title, sku_id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.shop.db)
+        .await?;
+        let history: Vec<(String, String)> = sqlx::query_as(
+            "SELECT to_status, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM order_status_history WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.shop.db)
+        .await?;
+        Ok(OrderView {
+            order_id,
+            status: OrderStatus::parse(&status).ok_or_else(|| Error::internal(format!("unknown order status {status}")))?,
+            items: items
+                .into_iter()
+                .map(|(sku_id, product_id, title, quantity, unit_cents)| OrderItem { sku_id, product_id, title, quantity: quantity as u32, unit_cents })
+                .collect(),
+            total_cents,
+            currency,
+            payment_id,
+            status_history: history
+                .into_iter()
+                .filter_map(|(status, at)| OrderStatus::parse(&status).map(|status| StatusChange { status, at }))
+                .collect(),
+            created_at,
+        })
+    }
+}
+
+async fn history(conn: &mut PgConnection, order_id: Uuid, from: Option<OrderStatus>, to: OrderStatus) -> Result<()> {
+    sqlx::query("INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, $2, $3)")
+        .bind(order_id)
+        .bind(from.map(OrderStatus::as_str))
+        .bind(to.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
