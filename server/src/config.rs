@@ -44,6 +44,9 @@ pub struct Config {
     /// How long reservations stay on the DB-only path after Redis fails
     /// before Redis is probed again.
     pub redis_breaker_cooldown: Duration,
+    /// The Stripe API: Stripe itself, or localstripe (the default) locally.
+    pub stripe_api_base: String,
+    pub stripe_secret_key: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +134,17 @@ impl Config {
                 secs => Some(Duration::from_secs(secs)),
             },
             redis_breaker_cooldown: Duration::from_millis(parse_num(&lookup, "MERCATO_REDIS_BREAKER_COOLDOWN_MS", 1000u64)?.max(10)),
+            stripe_api_base: parse_stripe_base(&get("STRIPE_API_BASE", "http://127.0.0.1:8420"))?,
+            stripe_secret_key: get("STRIPE_SECRET_KEY", "sk_test_mercato"),
         })
+    }
+
+    pub fn payment_settings(&self) -> shop::payments::Settings {
+        shop::payments::Settings {
+            api_base: self.stripe_api_base.clone(),
+            secret_key: self.stripe_secret_key.clone(),
+            ..shop::payments::Settings::default()
+        }
     }
 
     pub fn inventory_settings(&self) -> shop::inventory::Settings {
@@ -190,6 +203,17 @@ fn parse_origins(raw: &str) -> Result<Vec<axum::http::HeaderValue>, ConfigError>
                 })
         })
         .collect()
+}
+
+fn parse_stripe_base(raw: &str) -> Result<String, ConfigError> {
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        return Ok(raw.trim_end_matches('/').to_owned());
+    }
+    Err(ConfigError {
+        var: "STRIPE_API_BASE",
+        problem: format!("is not an http(s) URL: {raw:?}"),
+        hint: "use https://api.stripe.com, or http://127.0.0.1:8420 for localstripe".into(),
+    })
 }
 
 fn parse_meili_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {

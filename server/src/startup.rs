@@ -47,7 +47,8 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
         ),
         None => std::sync::Arc::new(shop::search::tantivy::TantivyBackend::new()),
     };
-    Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings()))
+    Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings())
+        .with_payment_settings(config.payment_settings()))
 }
 
 /// Fills the search index from PostgreSQL, so search answers from the first request.

@@ -21,6 +21,11 @@ pub enum Error {
     #[error("{message}")]
     Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
 
+    /// The card was refused (HTTP 402); `decline_code` is the provider's
+    /// (e.g. `generic_decline`, `insufficient_funds`).
+    #[error("{message}")]
+    PaymentDeclined { decline_code: String, message: String },
+
     /// Too many requests of one kind from one subject (HTTP 429).
     #[error("too many requests, slow down")]
     RateLimited { retry_after: Duration },
@@ -47,6 +52,7 @@ pub enum Dependency {
     Postgres,
     Redis,
     Search,
+    Payments,
 }
 
 impl Dependency {
@@ -55,6 +61,7 @@ impl Dependency {
             Dependency::Postgres => "postgres",
             Dependency::Redis => "redis",
             Dependency::Search => "search",
+            Dependency::Payments => "payments",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod inventory;
 pub mod kv;
 pub mod orders;
+pub mod payments;
 pub mod ratelimit;
 pub mod search;
 pub mod stats;
@@ -32,6 +33,8 @@ pub struct Shop {
     pub stats: Arc<stats::Stats>,
     /// Inventory settings and the Redis circuit breaker of this process.
     pub inventory_rt: Arc<inventory::Runtime>,
+    /// The payment provider's client and circuit breaker.
+    pub payments_rt: Arc<payments::Runtime>,
 }
 
 impl Shop {
@@ -48,7 +51,14 @@ impl Shop {
             search,
             stats: Arc::new(stats::Stats::default()),
             inventory_rt: Arc::new(inventory::Runtime::new(inventory::Settings::default())),
+            payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
         }
+    }
+
+    /// The same shop paying through another provider endpoint or key.
+    pub fn with_payment_settings(mut self, settings: payments::Settings) -> Self {
+        self.payments_rt = Arc::new(payments::Runtime::new(settings));
+        self
     }
 
     /// The same shop with other inventory settings (reservation TTL, breaker).
@@ -79,6 +89,10 @@ impl Shop {
 
     pub fn orders(&self) -> orders::Orders<'_> {
         orders::Orders::new(self)
+    }
+
+    pub fn payments(&self) -> payments::Payments<'_> {
+        payments::Payments::new(&self.payments_rt)
     }
 
     pub fn search(&self) -> search::Search<'_> {

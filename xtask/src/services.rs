@@ -15,29 +15,86 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const OWN_PG_PORT: u16 = 54329;
 const OWN_REDIS_PORT: u16 = 63790;
 
+/// localstripe's port: its own default.
+const LOCALSTRIPE_PORT: u16 = 8420;
+
 /// The connection settings handed to every child process.
 #[derive(Clone)]
 pub struct Env {
     pub database_url: String,
     pub redis_url: String,
+    pub stripe_api_base: String,
 }
 
 impl Env {
     pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env("DATABASE_URL", &self.database_url).env("REDIS_URL", &self.redis_url)
+        cmd.env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env("STRIPE_API_BASE", &self.stripe_api_base)
+            // Tests that stop the payment provider start their own copy.
+            .env("LOCALSTRIPE_BIN", tools::localstripe_bin())
     }
 }
 
-/// Makes both services answer and `database` exist; returns the URLs to use.
+/// Makes the services answer and `database` exist; returns the URLs to use.
 pub fn ensure(database: &str) -> Result<Env> {
-    step("Checking PostgreSQL and Redis");
+    step("Checking PostgreSQL, Redis and the payment provider");
     let server_url = ensure_postgres()?;
     let redis_url = ensure_redis()?;
+    let stripe_api_base = ensure_localstripe()?;
     let database_url = with_database(&server_url, database);
     create_database_if_missing(&server_url, database)?;
     println!("    DATABASE_URL={database_url}");
     println!("    REDIS_URL={redis_url}");
-    Ok(Env { database_url, redis_url })
+    println!("    STRIPE_API_BASE={stripe_api_base}");
+    Ok(Env { database_url, redis_url, stripe_api_base })
+}
+
+/// STRIPE_API_BASE when set (e.g. Stripe's test mode), else localstripe on
+/// its port, started when it is not running.
+fn ensure_localstripe() -> Result<String> {
+    if let Ok(configured) = std::env::var("STRIPE_API_BASE") {
+        println!("    payments: using {configured} (STRIPE_API_BASE)");
+        return Ok(configured);
+    }
+    let own = format!("http://127.0.0.1:{LOCALSTRIPE_PORT}");
+    if localstripe_answers() {
+        println!("    payments: localstripe on port {LOCALSTRIPE_PORT}");
+        return Ok(own);
+    }
+    println!("    payments: starting localstripe on port {LOCALSTRIPE_PORT}");
+    let dir = root().join("target/services");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(dir.join("localstripe.log")).map_err(|e| e.to_string())?;
+    // setsid: its own session, so it outlives this command like the
+    // daemonised Redis does, and Ctrl-C on a test run does not kill it midway.
+    Command::new("setsid")
+        .arg(tools::localstripe_bin())
+        // From scratch: localstripe otherwise reloads /tmp/localstripe.pickle,
+        // which every instance on the machine overwrites.
+        .args(["--port", &LOCALSTRIPE_PORT.to_string(), "--from-scratch"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start localstripe: {e}"))?;
+    wait_until("localstripe", localstripe_answers)?;
+    Ok(own)
+}
+
+/// A plain HTTP request: localstripe answers any `sk_test_` key.
+fn localstripe_answers() -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], LOCALSTRIPE_PORT).into(), Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = "GET /v1/payment_intents HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk_test_mercato\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
 /// Drops and recreates `database` next to `env`'s, for a run that must start empty.
@@ -45,7 +102,7 @@ pub fn fresh_database(env: &Env, database: &str) -> Result<Env> {
     let admin = with_database(&env.database_url, "postgres");
     cmd::run(psql(&admin).args(["-c", &format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")]))?;
     cmd::run(psql(&admin).args(["-c", &format!("CREATE DATABASE \"{database}\"")]))?;
-    Ok(Env { database_url: with_database(&env.database_url, database), redis_url: env.redis_url.clone() })
+    Ok(Env { database_url: with_database(&env.database_url, database), ..env.clone() })
 }
 
 /// The configured service when it answers, else the private instance on

@@ -9,6 +9,8 @@ use crate::{cmd, root, step, Result};
 
 /// cargo-leptos 0.3.11 does not build on rustc 1.95; 0.3.10 does.
 const CARGO_LEPTOS_VERSION: &str = "0.3.10";
+/// The fake Stripe API (PyPI) local runs and tests pay against.
+const LOCALSTRIPE_VERSION: &str = "1.15.10";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -23,7 +25,34 @@ pub fn ensure(purpose: Purpose) -> Result {
     ensure_npm_packages()?;
     ensure_cargo_leptos()?;
     ensure_wasm_bindgen()?;
+    ensure_localstripe()?;
     Ok(())
+}
+
+/// Where localstripe lives: a virtualenv of its own under target/, so the
+/// system Python is never touched.
+pub fn localstripe_bin() -> std::path::PathBuf {
+    root().join("target/tools/localstripe/bin/localstripe")
+}
+
+fn ensure_localstripe() -> Result {
+    let venv = root().join("target/tools/localstripe");
+    let pip = venv.join("bin/pip");
+    let have = cmd::output(Command::new(&pip).args(["show", "localstripe"]));
+    if localstripe_bin().exists()
+        && have.as_deref().is_some_and(|info| info.lines().any(|l| l == format!("Version: {LOCALSTRIPE_VERSION}")))
+    {
+        println!("    localstripe {LOCALSTRIPE_VERSION}: present");
+        return Ok(());
+    }
+    println!("    installing localstripe {LOCALSTRIPE_VERSION} (PyPI, into target/tools/localstripe)");
+    cmd::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    cmd::run(Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", &format!("localstripe=={LOCALSTRIPE_VERSION}")]))
+}
+
+/// Python with the venv module (Debian splits it into python3-venv).
+fn python_venv_works() -> bool {
+    cmd::output(Command::new("python3").args(["-c", "import ensurepip, venv; print('ok')"])).as_deref() == Some("ok")
 }
 
 /// Debian packages: (package, a file it installs that proves it is there).
@@ -54,6 +83,9 @@ fn ensure_debian_packages(purpose: Purpose) -> Result {
     let mut missing = missing;
     if postgres_bin_dir().is_none() && !missing.contains(&"postgresql") {
         missing.push("postgresql");
+    }
+    if !python_venv_works() {
+        missing.extend(["python3", "python3-venv"]);
     }
     if missing.is_empty() {
         println!("    system packages: present");

@@ -119,6 +119,7 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
         shop::Error::BadInput { .. } => (StatusCode::BAD_REQUEST, None),
         shop::Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
         shop::Error::Conflict { .. } => (StatusCode::CONFLICT, None),
+        shop::Error::PaymentDeclined { .. } => (StatusCode::PAYMENT_REQUIRED, None),
         shop::Error::RateLimited { retry_after } => (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after)),
         shop::Error::Unavailable { retry_after, .. } => (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after)),
         shop::Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
@@ -139,7 +140,8 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
         | shop::Error::Invalid(_)
         | shop::Error::BadInput { .. }
         | shop::Error::Unauthorized(_)
-        | shop::Error::Conflict { .. } => ServerFnError::new(err.to_string()),
+        | shop::Error::Conflict { .. }
+        | shop::Error::PaymentDeclined { .. } => ServerFnError::new(err.to_string()),
         shop::Error::Internal(_) => {
             tracing::error!(error = ?err, "server fn failed");
             ServerFnError::new("Something went wrong on our side.")

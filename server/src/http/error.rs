@@ -26,6 +26,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
     #[error("{0}")]
     Unprocessable(String),
+    /// The card was refused: 402 with the provider's decline code.
+    #[error("{message}")]
+    PaymentDeclined { decline_code: String, message: String },
     #[error("too many requests, slow down")]
     TooManyRequests { retry_after: Duration },
     #[error("{dependency} is unavailable, please retry shortly")]
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::Unprocessable(_) => "validation_failed",
+            ApiError::PaymentDeclined { .. } => "payment_declined",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -86,6 +91,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unavailable { dependency, .. } => body["dependency"] = json!(dependency),
             ApiError::BadParam { param, .. } => body["param"] = json!(param),
+            ApiError::PaymentDeclined { decline_code, .. } => body["decline_code"] = json!(decline_code),
             // Details sit beside `error` and `message` (API.md), e.g. the SKUs
             // that ran out.
             ApiError::Conflict { details: Some(serde_json::Value::Object(extra)), .. } => {
@@ -124,6 +130,7 @@ impl From<shop::Error> for ApiError {
             shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
             shop::Error::RateLimited { retry_after } => ApiError::TooManyRequests { retry_after },
             shop::Error::Conflict { code, message, details } => ApiError::Conflict { code, message, details },
+            shop::Error::PaymentDeclined { decline_code, message } => ApiError::PaymentDeclined { decline_code, message },
             shop::Error::Unavailable { dependency, retry_after, source } => {
                 tracing::warn!(error = %source, %dependency, "shop dependency unavailable");
                 ApiError::Unavailable { dependency: dependency.name(), retry_after }

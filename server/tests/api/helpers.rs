@@ -138,3 +138,72 @@ impl LocalRedis {
         }
     }
 }
+
+/// A localstripe of the test's own (the fake Stripe API), so a test can stop
+/// the payment provider without disturbing any other test.
+pub struct LocalStripe {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl LocalStripe {
+    pub async fn start() -> LocalStripe {
+        let mut stripe = LocalStripe { port: free_port(), child: None };
+        stripe.restart().await;
+        stripe
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn settings(&self) -> shop::payments::Settings {
+        shop::payments::Settings { api_base: self.url(), ..shop::payments::Settings::default() }
+    }
+
+    fn bin() -> std::path::PathBuf {
+        std::env::var_os("LOCALSTRIPE_BIN").map(Into::into).unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/localstripe/bin/localstripe")
+        })
+    }
+
+    pub async fn restart(&mut self) {
+        let child = Command::new(Self::bin())
+            .args(["--port", &self.port.to_string(), "--from-scratch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("localstripe is installed (the README's test command installs it under target/tools)");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let probe = client.get(format!("{}/v1/payment_intents", self.url())).bearer_auth("sk_test_mercato").send().await;
+            if probe.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("localstripe did not start on port {}", self.port);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("localstripe stops");
+        }
+    }
+
+    /// Every PaymentIntent it holds, as JSON.
+    pub async fn intents(&self) -> Vec<serde_json::Value> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/payment_intents?limit=100", self.url()))
+            .bearer_auth("sk_test_mercato")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+}

@@ -17,3 +17,4 @@ mod accounts;
 mod cart;
 mod inventory;
 mod orders;
+mod payments;

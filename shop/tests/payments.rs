@@ -1,0 +1,125 @@
+//! The payment client against an HTTP fake of the Stripe API (wiremock):
+//! what it sends (form bodies, idempotency keys, manual capture), how it
+//! reads declines, and how timeouts and failures trip its circuit breaker.
+//! The same client runs against localstripe in the server's suite.
+
+use std::time::Duration;
+
+use serde_json::json;
+use shop::breaker::State;
+use shop::payments::{Payments, Runtime, Settings};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+fn runtime(server: &MockServer, timeout: Duration) -> Runtime {
+    Runtime::new(Settings {
+        api_base: server.uri(),
+        secret_key: "sk_test_fake".into(),
+        timeout,
+        breaker_threshold: 5,
+        breaker_cooldown: Duration::from_millis(200),
+    })
+}
+
+fn intent(id: &str, status: &str) -> serde_json::Value {
+    json!({ "id": id, "object": "payment_intent", "status": status, "amount": 2500, "currency": "usd" })
+}
+
+fn form(request: &Request) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+#[tokio::test]
+async fn authorizing_creates_a_manual_capture_intent_and_confirms_it_with_derived_keys() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents")).and(header("authorization", "Bearer sk_test_fake"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_1", "requires_confirmation")))
+        .expect(1).mount(&server).await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_1/confirm"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_1", "requires_capture")))
+        .expect(1).mount(&server).await;
+    let rt = runtime(&server, Duration::from_secs(8));
+    let pi = Payments::new(&rt).authorize("key-1", 2500, "USD", "pm_card_visa", "order-1").await.unwrap();
+    assert_eq!((pi.id.as_str(), pi.status.as_str()), ("pi_1", "requires_capture"));
+
+    let requests = server.received_requests().await.unwrap();
+    let create = form(&requests[0]);
+    for pair in [("amount", "2500"), ("currency", "usd"), ("payment_method", "pm_card_visa"), ("capture_method", "manual"), ("metadata[order_id]", "order-1")] {
+        assert!(create.contains(&(pair.0.to_owned(), pair.1.to_owned())), "{pair:?} in {create:?}");
+    }
+    let keys: Vec<&str> = requests.iter().map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap()).collect();
+    assert_eq!(keys, vec!["key-1:create", "key-1:confirm"], "every call carries the order's key");
+}
+
+#[tokio::test]
+async fn a_declined_card_is_a_402_with_the_decline_code_and_its_intent_is_cancelled() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_2", "requires_confirmation")))
+        .mount(&server).await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_2/confirm"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({ "error": {
+            "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds." } })))
+        .mount(&server).await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_2/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_2", "canceled")))
+        .expect(1).mount(&server).await;
+    let rt = runtime(&server, Duration::from_secs(8));
+    match Payments::new(&rt).authorize("key-2", 2500, "usd", "pm_card_chargeDeclined", "order-2").await {
+        Err(shop::Error::PaymentDeclined { decline_code, message }) => {
+            assert_eq!(decline_code, "insufficient_funds");
+            assert_eq!(message, "Your card has insufficient funds.");
+        }
+        other => panic!("expected a decline, got {other:?}"),
+    }
+    assert_eq!(rt.breaker.state(), State::Closed, "a decline is an answer, not a provider failure");
+}
+
+#[tokio::test]
+async fn timeouts_and_failures_open_the_breaker_and_a_probe_closes_it() {
+    let server = MockServer::start().await;
+    // Slower than the client's timeout.
+    Mock::given(method("GET")).and(path("/v1/payment_intents/pi_slow"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_slow", "requires_capture")).set_delay(Duration::from_millis(500)))
+        .mount(&server).await;
+    let rt = runtime(&server, Duration::from_millis(100));
+    let payments = Payments::new(&rt);
+    for attempt in 1..=5 {
+        match payments.retrieve("pi_slow").await {
+            Err(shop::Error::Unavailable { dependency: shop::error::Dependency::Payments, retry_after, .. }) => {
+                assert!(retry_after >= Duration::from_secs(1), "Retry-After is at least a second");
+            }
+            other => panic!("attempt {attempt}: expected 503, got {other:?}"),
+        }
+    }
+    assert_eq!(rt.breaker.state(), State::Open, "open after 5 consecutive timeouts");
+    let calls = server.received_requests().await.unwrap().len();
+    assert!(matches!(payments.retrieve("pi_slow").await, Err(shop::Error::Unavailable { .. })));
+    assert_eq!(server.received_requests().await.unwrap().len(), calls, "an open breaker fails fast without calling");
+
+    // After the cooldown one probe goes through; a good answer closes it.
+    server.reset().await;
+    Mock::given(method("GET")).and(path("/v1/payment_intents/pi_ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_ok", "requires_capture")))
+        .mount(&server).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(payments.retrieve("pi_ok").await.unwrap().id, "pi_ok");
+    assert_eq!(rt.breaker.state(), State::Closed);
+
+    // 5xx answers count as failures too.
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_x/capture"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server).await;
+    for _ in 0..5 {
+        assert!(matches!(payments.capture("pi_x", "k").await, Err(shop::Error::Unavailable { .. })));
+    }
+    assert_eq!(rt.breaker.state(), State::Open);
+    assert_eq!(rt.breaker.trips.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_unavailable_not_a_500() {
+    let rt = Runtime::new(Settings { api_base: "http://127.0.0.1:9".into(), ..Settings::default() });
+    let err = Payments::new(&rt).authorize("k", 100, "usd", "pm_card_visa", "o").await.unwrap_err();
+    assert!(matches!(err, shop::Error::Unavailable { dependency: shop::error::Dependency::Payments, .. }), "{err:?}");
+}
