@@ -16,4 +16,4 @@ pub use account::{Role, User};
 pub mod cart;
 pub mod order;
 pub use cart::{CartLine, CartView};
-pub use order::{OrderItem, OrderStatus, OrderView, StatusChange};
+pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, StatusChange};

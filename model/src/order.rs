@@ -114,6 +114,27 @@ pub struct OrderView {
     /// RFC 3339.
     pub created_at: String,
 }
+/// A line of "my orders".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub total_cents: i64,
+    pub currency: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub item_count: i64,
+}
+
+/// `GET /api/v1/orders`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderSummary>,
+    /// Pass back as `cursor` for older orders; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<Uuid>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A request that cannot be carried out as sent (HTTP 422) with a
+    /// specific code, e.g. `idempotency_key_reused`.
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
+
     /// The caller is not who they claim (HTTP 401). The message never says
     /// which part was wrong.
     #[error("{0}")]

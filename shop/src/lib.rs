@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod breaker;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -81,6 +82,10 @@ impl Shop {
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {
         catalog::Catalog::new(self)
+    }
+
+    pub fn checkout(&self) -> checkout::Checkout<'_> {
+        checkout::Checkout::new(self)
     }
 
     pub fn inventory(&self) -> inventory::Inventory<'_> {

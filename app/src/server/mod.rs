@@ -115,7 +115,7 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
     use http::{header, HeaderValue, StatusCode};
     let (status, retry_after) = match &err {
         shop::Error::NotFound { .. } => (StatusCode::NOT_FOUND, None),
-        shop::Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+        shop::Error::Invalid(_) | shop::Error::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, None),
         shop::Error::BadInput { .. } => (StatusCode::BAD_REQUEST, None),
         shop::Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
         shop::Error::Conflict { .. } => (StatusCode::CONFLICT, None),
@@ -138,6 +138,7 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
         shop::Error::RateLimited { .. } => ServerFnError::new("You are adding items very fast. Please wait a second and try again."),
         shop::Error::NotFound { .. }
         | shop::Error::Invalid(_)
+        | shop::Error::Rejected { .. }
         | shop::Error::BadInput { .. }
         | shop::Error::Unauthorized(_)
         | shop::Error::Conflict { .. }

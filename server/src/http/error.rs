@@ -26,6 +26,8 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
     /// The card was refused: 402 with the provider's decline code.
     #[error("{message}")]
     PaymentDeclined { decline_code: String, message: String },
@@ -46,7 +48,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::Unprocessable(_) => "validation_failed",
+            ApiError::Rejected { code, .. } => code,
             ApiError::PaymentDeclined { .. } => "payment_declined",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "service_unavailable",
@@ -126,6 +129,7 @@ impl From<shop::Error> for ApiError {
         match err {
             shop::Error::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
             shop::Error::Invalid(message) => ApiError::Unprocessable(message),
+            shop::Error::Rejected { code, message } => ApiError::Rejected { code, message },
             shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
             shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
             shop::Error::RateLimited { retry_after } => ApiError::TooManyRequests { retry_after },

@@ -46,7 +46,17 @@ impl TestApp {
         Self::boot(db, redis_url, None).await
     }
 
+    /// Like [`TestApp::spawn_seeded`], with the shop adjusted first (e.g.
+    /// pointed at the test's own payment provider).
+    pub async fn spawn_seeded_with(db: PgPool, products: usize, adjust: impl FnOnce(shop::Shop) -> shop::Shop) -> TestApp {
+        Self::boot_adjusted(db, &redis_url(), Some(products), adjust).await
+    }
+
     pub async fn boot(db: PgPool, redis_url: &str, seed: Option<usize>) -> TestApp {
+        Self::boot_adjusted(db, redis_url, seed, |shop| shop).await
+    }
+
+    async fn boot_adjusted(db: PgPool, redis_url: &str, seed: Option<usize>, adjust: impl FnOnce(shop::Shop) -> shop::Shop) -> TestApp {
         init_tracing();
         let redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let mut config = Config::from_lookup(|key| match key {
@@ -62,7 +72,7 @@ impl TestApp {
         let kv = shop::kv::Kv::connect(redis_url, redis_prefix.clone())
             .await
             .expect("Redis is reachable at REDIS_URL");
-        let shop = shop::Shop::new(db, kv);
+        let shop = adjust(shop::Shop::new(db, kv));
         if let Some(products) = seed {
             shop.catalog()
                 .seed(shop::catalog::SeedOptions { products })
@@ -87,6 +97,24 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request reaches the server")
+    }
+}
+
+/// A free port outside the kernel's ephemeral range (32768-60999), for a
+/// child process that binds it a second later: a port from the ephemeral
+/// range can be handed to another test's `bind(0)` in that second.
+/// localstripe binds `[::]`, so both stacks are checked.
+pub fn unassigned_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        // One at a time: a dual-stack [::] bind conflicts with a held v4 one.
+        let v4_free = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if v4_free && TcpListener::bind(("::", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -148,7 +176,7 @@ pub struct LocalStripe {
 
 impl LocalStripe {
     pub async fn start() -> LocalStripe {
-        let mut stripe = LocalStripe { port: free_port(), child: None };
+        let mut stripe = LocalStripe { port: unassigned_port(), child: None };
         stripe.restart().await;
         stripe
     }
@@ -158,7 +186,11 @@ impl LocalStripe {
     }
 
     pub fn settings(&self) -> shop::payments::Settings {
-        shop::payments::Settings { api_base: self.url(), ..shop::payments::Settings::default() }
+        shop::payments::Settings {
+            api_base: self.url(),
+            breaker_cooldown: Duration::from_millis(200),
+            ..shop::payments::Settings::default()
+        }
     }
 
     fn bin() -> std::path::PathBuf {

@@ -18,3 +18,4 @@ mod cart;
 mod inventory;
 mod orders;
 mod payments;
+mod checkout;

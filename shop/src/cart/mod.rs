@@ -265,10 +265,18 @@ impl<'a> Cart<'a> {
         Ok(CartView { lines, subtotal_cents, currency })
     }
 
-    /// Where the checkout will record that this cart became an order.
+    /// The cart became an order: its lines go, and its status says so.
     pub async fn mark_checked_out(&self, owner: &Owner) -> Result<()> {
-        let key = format!("{}:status", owner.key(self.shop));
-        let _: () = self.shop.kv.conn().set_ex(key, "checked_out", owner.ttl().as_secs()).await?;
+        let cart = owner.key(self.shop);
+        let status = format!("{cart}:status");
+        let _: () = redis::pipe()
+            .atomic()
+            .del(&cart)
+            .ignore()
+            .set_ex(status, "checked_out", owner.ttl().as_secs())
+            .ignore()
+            .query_async(&mut self.shop.kv.conn())
+            .await?;
         Ok(())
     }
 

@@ -337,6 +337,37 @@ impl<'a> Inventory<'a> {
         confirm::commit(self, tx, confirmation).await
     }
 
+    /// Gives a confirmed order's units back to stock inside `tx` (a
+    /// cancelled order). Call [`Inventory::after_unconfirm`] once `tx` has
+    /// committed: until then the counter is lower than the truth, the safe
+    /// direction.
+    pub async fn unconfirm_in(&self, tx: &mut sqlx::PgConnection, lines: &[Line]) -> Result<()> {
+        let mut lines = lines.to_vec();
+        lines.sort_by_key(|l| l.sku_id);
+        for line in &lines {
+            let done = sqlx::query(
+                "UPDATE inventory SET reserved = reserved - $2, version = version + 1, updated_at = now() WHERE sku_id = $1 AND reserved >= $2",
+            )
+            .bind(line.sku_id)
+            .bind(line.quantity as i32)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Err(Error::internal(format!("SKU {} has fewer units in orders than an order returns", line.sku_id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the counters of returned units up to PostgreSQL's figures.
+    pub async fn after_unconfirm(&self, lines: &[Line]) {
+        if self.redis_usable_now() {
+            let skus: Vec<Uuid> = lines.iter().map(|l| l.sku_id).collect();
+            counters::resync(self.shop, &skus).await;
+        }
+    }
+
     /// Returns expired reservations to stock and settles stalled
     /// confirmations. Safe to run in many processes at once: each hold is
     /// returned by exactly one of them.

@@ -3,7 +3,7 @@
 //! a caller's transaction and writes, in that same transaction, its history
 //! row and its outbox event, so no committed change can lack either.
 
-use model::order::{OrderItem, OrderStatus, OrderView, StatusChange};
+use model::order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, StatusChange};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -115,6 +115,33 @@ impl<'a> Orders<'a> {
         history(conn, order_id, Some(from), to).await?;
         events::record(conn, "order", order_id, "order.status_changed", json!({ "order_id": order_id, "from": from, "to": to })).await?;
         Ok(from)
+    }
+
+    /// `user`'s orders, newest first, keyset-paged by id (UUIDv7 ids are
+    /// time-ordered, so id order is placement order).
+    pub async fn list(&self, user: Uuid, limit: i64, before: Option<Uuid>) -> Result<OrderPage> {
+        let limit = limit.clamp(1, 100);
+        let rows: Vec<(Uuid, String, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT o.id, o.status, o.total_cents, o.currency, \
+                    to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+                    (SELECT coalesce(sum(quantity), 0) FROM order_items i WHERE i.order_id = o.id)::bigint \
+             FROM orders o WHERE o.user_id = $1 AND ($2::uuid IS NULL OR o.id < $2) ORDER BY o.id DESC LIMIT $3",
+        )
+        .bind(user)
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(&self.shop.db)
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let orders: Vec<OrderSummary> = rows
+            .into_iter()
+            .take(limit as usize)
+            .filter_map(|(order_id, status, total_cents, currency, created_at, item_count)| {
+                Some(OrderSummary { order_id, status: OrderStatus::parse(&status)?, total_cents, currency, created_at, item_count })
+            })
+            .collect();
+        let next_cursor = if more { orders.last().map(|o| o.order_id) } else { None };
+        Ok(OrderPage { orders, next_cursor })
     }
 
     /// One of `user`'s orders; someone else's is "not found", never "forbidden".

@@ -7,6 +7,7 @@ mod admin;
 mod cart;
 mod catalog;
 pub mod openapi;
+mod orders;
 mod seller;
 
 use axum::extract::{FromRequestParts, Query};
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(cart::router())
         .merge(catalog::router())
         .merge(seller::router())
+        .merge(orders::router())
         .merge(admin::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api", any(not_found))

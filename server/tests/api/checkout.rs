@@ -1,0 +1,257 @@
+//! Checkout through the HTTP API against real PostgreSQL, Redis and
+//! localstripe: the happy path and cancel, the 2,000-customer race for 100
+//! units, idempotency under 50 concurrent retries, a declined card, the
+//! payment provider going away, and prices that changed in the cart.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop::cart::Owner;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{LocalStripe, TestApp};
+
+struct Shop {
+    app: TestApp,
+    stripe: LocalStripe,
+    sku: Uuid,
+}
+
+/// The app on its own localstripe, around a small catalog whose first SKU
+/// has `stock` units.
+async fn shop_with(db: PgPool, stock: i32) -> Shop {
+    let stripe = LocalStripe::start().await;
+    let app = TestApp::spawn_seeded_with(db, 10, |shop| shop.with_payment_settings(stripe.settings())).await;
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&app.shop.db).await.unwrap();
+    set_stock(&app, sku, stock).await;
+    Shop { app, stripe, sku }
+}
+
+async fn set_stock(app: &TestApp, sku: Uuid, stock: i32) {
+    app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, stock.into()).await.unwrap();
+}
+
+/// `count` customers with a bearer token each and `quantity` of `sku` in their carts.
+async fn customers(app: &TestApp, count: usize, sku: Uuid, quantity: i64) -> Vec<String> {
+    let tokens = app.shop.accounts().create_load_test_users(count, "load-test-password").await.unwrap();
+    for token in &tokens {
+        let user = app.shop.accounts().authenticate(token).await.unwrap().unwrap();
+        app.shop.cart().add(&Owner::User(user.id), sku, quantity).await.unwrap();
+    }
+    tokens
+}
+
+fn body(pm: &str) -> Value {
+    json!({
+        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+        "payment_method": pm,
+    })
+}
+
+async fn checkout(app: &TestApp, token: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/checkout"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
+    let response = app.client.get(app.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// (stock_count, reserved, held) in PostgreSQL and the live counter.
+async fn stock(app: &TestApp, sku: Uuid) -> (i32, i32, i32, i64) {
+    let (s, r, h): (i32, i32, i32) = sqlx::query_as("SELECT stock_count, reserved, held FROM inventory WHERE sku_id = $1").bind(sku).fetch_one(&app.shop.db).await.unwrap();
+    (s, r, h, app.shop.inventory().available(&[sku]).await.unwrap()[0])
+}
+
+fn authorized(intents: &[Value]) -> usize {
+    intents.iter().filter(|pi| pi["status"] == "requires_capture").count()
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_customer_checks_out_sees_the_order_and_cancels_it(db: PgPool) {
+    let s = shop_with(db, 10).await;
+    let tokens = customers(&s.app, 2, s.sku, 3).await;
+    let key = Uuid::new_v4().to_string();
+    let (status, placed) = checkout(&s.app, &tokens[0], &key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["status"], "CONFIRMED");
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(stock(&s.app, s.sku).await, (10, 3, 0, 7), "3 units in the order, 7 left");
+    assert_eq!(authorized(&s.stripe.intents().await), 1);
+
+    let (status, order) = get(&s.app, &tokens[0], &format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let timeline: Vec<&str> = order["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(timeline, ["PLACED", "PAYMENT_PENDING", "CONFIRMED"]);
+    assert_eq!(order["items"][0]["quantity"], 3);
+    assert_eq!(order["total_cents"], placed["total_cents"]);
+    assert!(order["payment_id"].as_str().unwrap().starts_with("pi_"));
+    let (_, mine) = get(&s.app, &tokens[0], "/api/v1/orders").await;
+    assert_eq!(mine["orders"][0]["order_id"], json!(order_id));
+    assert_eq!(get(&s.app, &tokens[1], &format!("/api/v1/orders/{order_id}")).await.0, StatusCode::NOT_FOUND, "someone else's order is not found");
+    let (_, cart) = get(&s.app, &tokens[0], "/api/v1/cart").await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 0, "the cart became the order");
+    let events: Vec<String> = sqlx::query_scalar("SELECT event_type FROM outbox WHERE aggregate_id = $1::uuid ORDER BY created_at")
+        .bind(&order_id)
+        .fetch_all(&s.app.shop.db)
+        .await
+        .unwrap();
+    assert_eq!(events, ["order.placed"]);
+
+    let cancel = |token: String| {
+        let app = &s.app;
+        let path = format!("/api/v1/orders/{order_id}/cancel");
+        async move {
+            let r = app.client.post(app.url(&path)).bearer_auth(token).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(cancel(tokens[1].clone()).await.0, StatusCode::NOT_FOUND);
+    let (status, cancelled) = cancel(tokens[0].clone()).await;
+    assert_eq!((status, cancelled["status"].as_str()), (StatusCode::OK, Some("CANCELLED")), "{cancelled}");
+    assert_eq!(cancel(tokens[0].clone()).await.1["status"], "CANCELLED", "cancelling again is harmless");
+    assert_eq!(stock(&s.app, s.sku).await, (10, 0, 0, 10), "every unit back");
+    let intents = s.stripe.intents().await;
+    assert_eq!((authorized(&intents), intents[0]["status"].as_str()), (0, Some("canceled")), "the authorization was voided");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn two_thousand_customers_race_for_one_hundred_units(db: PgPool) {
+    let s = shop_with(db, 100).await;
+    let tokens = customers(&s.app, 2_000, s.sku, 1).await;
+    let app = Arc::new(s.app);
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = tokio::task::JoinSet::new();
+    for token in tokens {
+        let (app, gate) = (app.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            checkout(&app, &token, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await
+        });
+    }
+    let (mut placed, mut sold_out) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        let (status, answer) = result.unwrap();
+        match status {
+            StatusCode::CREATED => placed += 1,
+            StatusCode::CONFLICT => {
+                assert_eq!(answer["error"], "out_of_stock", "{answer}");
+                assert_eq!(answer["skus"][0]["sku_id"], json!(s.sku));
+                sold_out += 1;
+            }
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!((placed, sold_out), (100, 1_900));
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.shop.db).await.unwrap();
+    assert_eq!(orders, 100);
+    assert_eq!(stock(&app, s.sku).await, (100, 100, 0, 0), "PostgreSQL and the Redis counter agree");
+    assert!(app.shop.inventory().reconcile().await.unwrap().corrected.is_empty(), "and reconciliation finds nothing");
+    assert_eq!(authorized(&s.stripe.intents().await), 100, "exactly one authorization per order");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn one_key_sent_fifty_times_at_once_makes_one_order(db: PgPool) {
+    let s = shop_with(db, 10).await;
+    let token = customers(&s.app, 1, s.sku, 2).await.remove(0);
+    let key = Uuid::new_v4().to_string();
+    let app = Arc::new(s.app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (app, token, key) = (app.clone(), token.clone(), key.clone());
+        tasks.spawn(async move { checkout(&app, &token, &key, &body("pm_card_visa")).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        answers.push(result.unwrap());
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "every retry got the first answer");
+    assert_eq!(answers[0].0, StatusCode::CREATED);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.shop.db).await.unwrap();
+    assert_eq!(orders, 1);
+    assert_eq!(s.stripe.intents().await.len(), 1, "one PaymentIntent");
+    assert_eq!(stock(&app, s.sku).await.1, 2);
+
+    // Later replays are identical; the same key for another body is refused.
+    assert_eq!(checkout(&app, &token, &key, &body("pm_card_visa")).await, answers[0]);
+    let (status, refused) = checkout(&app, &token, &key, &body("pm_card_mastercard")).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    let (status, missing) = app
+        .client
+        .post(app.url("/api/v1/checkout"))
+        .bearer_auth(&token)
+        .json(&body("pm_card_visa"))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{:?}", missing.text().await);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_declined_card_is_402_and_gives_the_units_back(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 2).await.remove(0);
+    let key = Uuid::new_v4().to_string();
+    let (status, answer) = checkout(&s.app, &token, &key, &body("pm_card_chargeCustomerFail")).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("payment_declined")), "{answer}");
+    assert_eq!(answer["decline_code"], "card_declined");
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5), "nothing held after a decline");
+    assert_eq!(authorized(&s.stripe.intents().await), 0);
+    assert_eq!(checkout(&s.app, &token, &key, &body("pm_card_chargeCustomerFail")).await, (status, answer), "the decline is the key's answer");
+    let (status, _) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "another card, another key: placed");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn without_the_payment_provider_checkout_is_503_and_holds_nothing(db: PgPool) {
+    let mut s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let key = Uuid::new_v4().to_string();
+    s.stripe.stop().await;
+    let response = s.app.client.post(s.app.url("/api/v1/checkout")).bearer_auth(&token).header("Idempotency-Key", &key).json(&body("pm_card_visa")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(response.json::<Value>().await.unwrap()["dependency"], "payments");
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5), "the reservation was released");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(orders, 0, "no order without an authorization");
+
+    // The key was not spent on our failure: the retry goes through.
+    s.stripe.restart().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, answer) = checkout(&s.app, &token, &key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(authorized(&s.stripe.intents().await), 1);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_changed_price_is_shown_before_it_is_charged(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let product: Uuid = sqlx::query_scalar("SELECT product_id FROM skus WHERE id = $1").bind(s.sku).fetch_one(&s.app.shop.db).await.unwrap();
+    let old: i64 = sqlx::query_scalar("SELECT price_cents FROM skus WHERE id = $1").bind(s.sku).fetch_one(&s.app.shop.db).await.unwrap();
+    s.app.shop.catalog().set_prices(product, &[shop::catalog::SkuPrice { sku_id: s.sku, price_cents: old + 500 }]).await.unwrap();
+    let (status, answer) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("price_changed")), "{answer}");
+    assert_eq!(answer["total_cents"], old + 500);
+    assert_eq!(answer["lines"][0]["was_cents"], old);
+    assert_eq!(s.stripe.intents().await.len(), 0, "nobody was charged");
+    let mut agreed = body("pm_card_visa");
+    agreed["expected_total_cents"] = json!(old + 500);
+    let (status, placed) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &agreed).await;
+    assert_eq!((status, placed["total_cents"].as_i64()), (StatusCode::CREATED, Some(old + 500)));
+}
