@@ -163,6 +163,34 @@ pub fn spec() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["shards"], "properties": { "shards": {"type": "integer", "minimum": 1, "maximum": 64} } } } } },
                 "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuStock"))
             }},
+            "/api/v1/checkout": { "post": {
+                "summary": "Place the signed-in customer's cart as an order: reserve, authorize the card (manual capture), write the order. Idempotent by key: a retry (even while the first is running) gets the first answer.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("Idempotency-Key", "header", "A client-generated key (e.g. a UUID), one per checkout attempt, reused on retry.", json!({"type": "string", "maxLength": 255}))],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CheckoutRequest" } } } },
+                "responses": with_code(errors(&[400, 401, 402, 403, 409, 422, 503]), "201", created("Placed"))
+            }},
+            "/api/v1/orders": { "get": {
+                "summary": "My orders, newest first.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    param("limit", "query", "Page size, 1 to 100 (default 20).", json!({"type": "integer"})),
+                    param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                ],
+                "responses": with(errors(&[400, 401, 503]), ok("OrderPage"))
+            }},
+            "/api/v1/orders/{order_id}": { "get": {
+                "summary": "One of my orders with its status timeline (someone else's: 404).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
+                "responses": with(errors(&[400, 401, 404, 503]), ok("Order"))
+            }},
+            "/api/v1/orders/{order_id}/cancel": { "post": {
+                "summary": "Cancel before shipment: the payment is voided (refunded if captured) and the units go back to stock. Cancelling a cancelled order answers with it again.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
+                "responses": with(errors(&[400, 401, 404, 409, 503]), ok("Order"))
+            }},
             "/api/v1/admin/reconcile": { "post": {
                 "summary": "Compare every Redis stock counter with PostgreSQL minus live reservations, correct drift, and report each corrected SKU (also `server reconcile` and a periodic job).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
@@ -177,9 +205,10 @@ pub fn spec() -> Value {
             },
             "responses": {
                 "E401": { "description": "Not signed in, or wrong credentials.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E402": { "description": "`payment_declined`, with the provider's `decline_code`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E403": { "description": "Wrong role, or a cross-site write.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E429": { "description": "Too many requests; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "E409": { "description": "Conflict, e.g. `email_taken`, `out_of_stock` (with `skus`), `stock_below_reserved` (with the numbers).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E409": { "description": "Conflict, e.g. `email_taken`, `out_of_stock` (with `skus`), `price_changed` (with `total_cents` and `lines`), `stock_below_reserved` (with the numbers), `illegal_transition`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E422": { "description": "Validation failed; the message says how to fix it.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E400": { "description": "Malformed input; `param` names the parameter.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E404": { "description": "Unknown id.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
@@ -255,6 +284,32 @@ pub fn spec() -> Value {
                     "skus": { "type": "array", "items": { "type": "object", "properties": {
                         "sku_id": {"type": "string", "format": "uuid"}, "available": {"type": "integer"},
                         "availability": {"type": "string", "enum": ["in_stock", "low_stock", "out_of_stock"]} } } } } },
+                "CheckoutRequest": { "type": "object", "required": ["shipping_address", "payment_method"], "properties": {
+                    "shipping_address": { "type": "object", "required": ["name", "line1", "city", "postal_code", "country"], "properties": {
+                        "name": {"type": "string"}, "line1": {"type": "string"}, "line2": {"type": "string"},
+                        "city": {"type": "string"}, "postal_code": {"type": "string"},
+                        "country": {"type": "string", "description": "ISO 3166-1 alpha-2, e.g. GB."} } },
+                    "payment_method": {"type": "string", "description": "A Stripe PaymentMethod id, e.g. pm_card_visa."},
+                    "expected_total_cents": {"type": "integer", "description": "The total the customer agreed to; required to go ahead when a price changed since the item went into the cart (else 409 price_changed)."} } },
+                "Placed": { "type": "object", "properties": {
+                    "order_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"},
+                    "total_cents": {"type": "integer"}, "currency": {"type": "string"} } },
+                "Order": { "type": "object", "properties": {
+                    "order_id": {"type": "string", "format": "uuid"},
+                    "status": {"type": "string", "enum": ["PLACED", "PAYMENT_PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED", "REFUNDED"]},
+                    "items": { "type": "array", "items": { "type": "object", "properties": {
+                        "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
+                        "title": {"type": "string"}, "quantity": {"type": "integer"}, "unit_cents": {"type": "integer"} } } },
+                    "total_cents": {"type": "integer"}, "currency": {"type": "string"}, "payment_id": {"type": ["string", "null"]},
+                    "status_history": { "type": "array", "items": { "type": "object", "properties": {
+                        "status": {"type": "string"}, "at": {"type": "string", "format": "date-time"} } } },
+                    "created_at": {"type": "string", "format": "date-time"} } },
+                "OrderPage": { "type": "object", "properties": {
+                    "orders": { "type": "array", "items": { "type": "object", "properties": {
+                        "order_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"},
+                        "total_cents": {"type": "integer"}, "currency": {"type": "string"},
+                        "created_at": {"type": "string", "format": "date-time"}, "item_count": {"type": "integer"} } } },
+                    "next_cursor": {"type": "string", "format": "uuid"} } },
                 "SkuStock": { "type": "object", "properties": {
                     "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
                     "title": {"type": "string"}, "variant": {"type": "string", "description": "The SKU's attributes, e.g. \"Black / 42\"."},
