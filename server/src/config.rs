@@ -44,6 +44,9 @@ pub struct Config {
     /// How long reservations stay on the DB-only path after Redis fails
     /// before Redis is probed again.
     pub redis_breaker_cooldown: Duration,
+    /// A checkout claim still unfinished after this long belongs to a dead
+    /// process and is recovered (authorization voided, stock released).
+    pub checkout_recovery_after: Duration,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
     pub stripe_secret_key: String,
@@ -134,6 +137,7 @@ impl Config {
                 secs => Some(Duration::from_secs(secs)),
             },
             redis_breaker_cooldown: Duration::from_millis(parse_num(&lookup, "MERCATO_REDIS_BREAKER_COOLDOWN_MS", 1000u64)?.max(10)),
+            checkout_recovery_after: Duration::from_secs(parse_num(&lookup, "MERCATO_CHECKOUT_RECOVERY_SECS", 60u64)?),
             stripe_api_base: parse_stripe_base(&get("STRIPE_API_BASE", "http://127.0.0.1:8420"))?,
             stripe_secret_key: get("STRIPE_SECRET_KEY", "sk_test_mercato"),
         })

@@ -135,6 +135,11 @@ impl Application {
             self.state.shop.clone(),
             self.state.config.sweep_interval,
         ))));
+        let _stop_recovery = AbortOnDrop(Some(tokio::spawn(crate::workers::checkout::recover(
+            self.state.shop.clone(),
+            self.state.config.sweep_interval,
+            self.state.config.checkout_recovery_after,
+        ))));
         let _stop_reconcile = AbortOnDrop(self.state.config.reconcile_interval.map(|every| {
             tokio::spawn(crate::workers::inventory::reconcile(self.state.shop.clone(), every))
         }));

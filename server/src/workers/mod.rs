@@ -2,5 +2,6 @@
 //! until the process shuts down; a failed round is logged and retried on the
 //! next tick, never fatal.
 
+pub mod checkout;
 pub mod inventory;
 pub mod search_sync;

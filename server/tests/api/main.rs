@@ -19,3 +19,4 @@ mod inventory;
 mod orders;
 mod payments;
 mod checkout;
+mod crash;

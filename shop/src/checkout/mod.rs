@@ -107,6 +107,7 @@ impl<'a> Checkout<'a> {
             .fetch_optional(&self.shop.db)
             .await?;
             if claimed.is_some() {
+                fault::point("after_claim");
                 break;
             }
             if let Some(answer) = self.replay(user, key, &hash).await? {
@@ -159,26 +160,40 @@ impl<'a> Checkout<'a> {
         let inventory = self.shop.inventory();
         inventory.reserve(token, &lines, None).await?;
 
-        let authorized = match self.shop.payments().authorize(key, total, &cart.currency, &request.payment_method, &order_id.to_string()).await {
+        fault::point("after_reserve");
+        // Create the intent, record its id, then authorize: an authorization
+        // can never exist without our record of it.
+        let payments = self.shop.payments();
+        let intent = match payments.create_intent(key, total, &cart.currency, &request.payment_method, &order_id.to_string()).await {
             Ok(pi) => pi,
             Err(err) => {
                 self.release(token).await;
                 return Err(err);
             }
         };
-        // Remember the authorization before anything else can fail, so a
-        // crash from here on leaves a trail to void.
-        let noted = sqlx::query("UPDATE checkout_requests SET payment_id = $3 WHERE user_id = $1 AND idempotency_key = $2")
+        let noted = sqlx::query("UPDATE checkout_requests SET payment_id = $3, updated_at = now() WHERE user_id = $1 AND idempotency_key = $2")
             .bind(user)
             .bind(key)
-            .bind(&authorized.id)
+            .bind(&intent.id)
             .execute(&self.shop.db)
             .await;
         if let Err(err) = noted {
-            self.void(&authorized.id, key).await;
+            self.void(&intent.id, key).await;
             self.release(token).await;
             return Err(err.into());
         }
+        let authorized = match payments.confirm_intent(&intent.id, key).await {
+            Ok(pi) => pi,
+            Err(err) => {
+                // Declined (the intent is cancelled already) or unreachable.
+                if matches!(err, Error::Unavailable { .. }) {
+                    self.void(&intent.id, key).await;
+                }
+                self.release(token).await;
+                return Err(err);
+            }
+        };
+        fault::point("after_authorize");
 
         let placed = Placed { order_id, status: OrderStatus::Confirmed, total_cents: total, currency: cart.currency.clone() };
         let order = NewOrder {
@@ -209,6 +224,7 @@ impl<'a> Checkout<'a> {
                 return Err(err);
             }
         }
+        fault::point("after_commit");
         if let Err(err) = self.shop.cart().mark_checked_out(&owner).await {
             tracing::warn!(error = %err, %order_id, "order placed but the cart was not emptied");
         }
@@ -222,7 +238,12 @@ impl<'a> Checkout<'a> {
         let mut tx = self.shop.db.begin().await?;
         let confirmation = inventory.confirm_in(&mut tx, token).await?;
         Orders::insert(&mut tx, order, &[OrderStatus::Placed, OrderStatus::PaymentPending, OrderStatus::Confirmed]).await?;
-        store(&mut tx, user, key, &Outcome::Placed(placed.clone())).await?;
+        if !store(&mut tx, user, key, &Outcome::Placed(placed.clone())).await? {
+            // Recovery took this claim for a dead process's: this attempt
+            // lost its reservation and must not become an order.
+            return Err(Error::internal("checkout claim was recovered while the checkout ran"));
+        }
+        fault::point("before_commit");
         match inventory.commit(tx, confirmation).await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -245,7 +266,7 @@ impl<'a> Checkout<'a> {
     }
 
     async fn void(&self, payment_id: &str, key: &str) {
-        if let Err(err) = self.shop.payments().cancel(payment_id, key).await {
+        if let Err(err) = self.shop.payments().void(payment_id, key).await {
             tracing::error!(error = %err, payment_id, "could not void an authorization after a failed checkout");
         }
     }
@@ -261,7 +282,7 @@ impl<'a> Checkout<'a> {
             other => return Err(Error::internal(format!("not a stored refusal: {other}"))),
         };
         let mut conn = self.shop.db.acquire().await?;
-        store(&mut conn, user, key, &outcome).await
+        store(&mut conn, user, key, &outcome).await.map(|_| ())
     }
 
     /// Another request with this key exists: wait for it if it is still
@@ -299,6 +320,66 @@ impl<'a> Checkout<'a> {
     }
 }
 
+/// What one recovery pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecoveryReport {
+    /// Claims left `started` by a process that died, now settled.
+    pub recovered: u64,
+    /// Of those, authorizations voided.
+    pub voided: u64,
+}
+
+impl Checkout<'_> {
+    /// Settles checkouts a dead process left half-way: claims still
+    /// `started` after `older_than` (no live checkout takes that long). Each
+    /// is voided at the provider if it got that far, its reservation
+    /// released, and the claim deleted so the customer's retry runs again.
+    /// Several processes may recover at once: SKIP LOCKED gives each claim
+    /// to one of them.
+    pub async fn recover(&self, older_than: Duration) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        loop {
+            let mut tx = self.shop.db.begin().await?;
+            let stale: Option<(Uuid, String, Uuid, Uuid, Option<String>)> = sqlx::query_as(
+                "SELECT user_id, idempotency_key, order_id, reservation_token, payment_id FROM checkout_requests \
+                 WHERE state = 'started' AND updated_at < now() - make_interval(secs => $1) \
+                 ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(older_than.as_secs_f64())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((user, key, order_id, token, payment_id)) = stale else { return Ok(report) };
+            if let Some(payment_id) = &payment_id {
+                // Provider down: leave the claim for the next pass.
+                self.shop.payments().void(payment_id, &key).await?;
+                report.voided += 1;
+            }
+            self.shop.inventory().release(token).await?;
+            sqlx::query("DELETE FROM checkout_requests WHERE user_id = $1 AND idempotency_key = $2").bind(user).bind(&key).execute(&mut *tx).await?;
+            tx.commit().await?;
+            tracing::warn!(%order_id, %user, payment_id = payment_id.as_deref().unwrap_or(""), "recovered a checkout left half-way by a dead process");
+            report.recovered += 1;
+        }
+    }
+}
+
+/// Fault injection for the crash tests: `MERCATO_FAULT_POINT=<name>` makes
+/// the process abort (no unwinding, no cleanup: as if killed) when checkout
+/// reaches that point. Unset in any real deployment.
+pub mod fault {
+    use std::sync::OnceLock;
+
+    static POINT: OnceLock<Option<String>> = OnceLock::new();
+
+    pub fn point(name: &str) {
+        let armed = POINT.get_or_init(|| std::env::var("MERCATO_FAULT_POINT").ok().filter(|p| !p.is_empty()));
+        if armed.as_deref() == Some(name) {
+            eprintln!("fault injection: aborting at checkout step {name}");
+            std::process::abort();
+        }
+    }
+}
+
 impl Outcome {
     fn into_result(self) -> Result<Placed> {
         match self {
@@ -332,14 +413,19 @@ fn stored_refusal(err: &Error) -> bool {
     matches!(err, Error::PaymentDeclined { .. } | Error::Conflict { code: "out_of_stock" | "price_changed" | "cart_empty" | "reservation_expired", .. })
 }
 
-async fn store(conn: &mut sqlx::PgConnection, user: Uuid, key: &str, outcome: &Outcome) -> Result<()> {
-    sqlx::query("UPDATE checkout_requests SET state = 'done', outcome = $3, updated_at = now() WHERE user_id = $1 AND idempotency_key = $2")
-        .bind(user)
-        .bind(key)
-        .bind(sqlx::types::Json(outcome))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// Stores the answer on a claim still `started`; false when it is gone.
+async fn store(conn: &mut sqlx::PgConnection, user: Uuid, key: &str, outcome: &Outcome) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE checkout_requests SET state = 'done', outcome = $3, updated_at = now() \
+         WHERE user_id = $1 AND idempotency_key = $2 AND state = 'started'",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(sqlx::types::Json(outcome))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
 }
 
 fn request_hash(request: &CheckoutRequest) -> String {

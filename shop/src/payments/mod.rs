@@ -105,30 +105,41 @@ impl<'a> Payments<'a> {
         self.rt
     }
 
-    /// Authorizes `amount_cents` on `payment_method` without capturing.
-    /// A declined card is `PaymentDeclined` (402) and its PaymentIntent is
-    /// cancelled, so nothing stays pending at the provider.
+    /// Authorizes `amount_cents` on `payment_method` without capturing:
+    /// [`Payments::create_intent`] then [`Payments::confirm_intent`].
     pub async fn authorize(&self, key: &str, amount_cents: i64, currency: &str, payment_method: &str, order_id: &str) -> Result<PaymentIntent> {
+        let intent = self.create_intent(key, amount_cents, currency, payment_method, order_id).await?;
+        self.confirm_intent(&intent.id, key).await
+    }
+
+    /// Creates a manual-capture PaymentIntent. Nothing is held on the card
+    /// yet, so a caller may record its id before authorizing: a crash in
+    /// between leaves nothing to void.
+    pub async fn create_intent(&self, key: &str, amount_cents: i64, currency: &str, payment_method: &str, order_id: &str) -> Result<PaymentIntent> {
         let currency = currency.to_ascii_lowercase();
         let amount = amount_cents.to_string();
-        let intent: PaymentIntent = self
-            .call(
-                "/v1/payment_intents",
-                &format!("{key}:create"),
-                &[
-                    ("amount", amount.as_str()),
-                    ("currency", currency.as_str()),
-                    ("payment_method", payment_method),
-                    ("capture_method", "manual"),
-                    ("metadata[order_id]", order_id),
-                    ("metadata[idempotency_key]", key),
-                ],
-            )
-            .await?;
-        match self.call::<PaymentIntent>(&format!("/v1/payment_intents/{}/confirm", intent.id), &format!("{key}:confirm"), &[]).await {
+        self.call(
+            "/v1/payment_intents",
+            &format!("{key}:create"),
+            &[
+                ("amount", amount.as_str()),
+                ("currency", currency.as_str()),
+                ("payment_method", payment_method),
+                ("capture_method", "manual"),
+                ("metadata[order_id]", order_id),
+                ("metadata[idempotency_key]", key),
+            ],
+        )
+        .await
+    }
+
+    /// Authorizes a created intent. A declined card is `PaymentDeclined`
+    /// (402) and the intent is cancelled, so nothing stays pending.
+    pub async fn confirm_intent(&self, payment_id: &str, key: &str) -> Result<PaymentIntent> {
+        match self.call::<PaymentIntent>(&format!("/v1/payment_intents/{payment_id}/confirm"), &format!("{key}:confirm"), &[]).await {
             Ok(confirmed) if confirmed.status == "requires_capture" => Ok(confirmed),
             Ok(other) => {
-                self.void_quietly(&intent.id, key).await;
+                self.void_quietly(payment_id, key).await;
                 Err(Error::PaymentDeclined {
                     decline_code: "authorization_failed".into(),
                     message: format!("the payment could not be authorized (status {})", other.status),
@@ -136,10 +147,20 @@ impl<'a> Payments<'a> {
             }
             Err(err) => {
                 // Declined, or the provider failed mid-way: leave nothing pending.
-                self.void_quietly(&intent.id, key).await;
+                self.void_quietly(payment_id, key).await;
                 Err(err)
             }
         }
+    }
+
+    /// Voids whatever the intent holds, whatever state it is in; an intent
+    /// already cancelled is fine. Returns the final status.
+    pub async fn void(&self, payment_id: &str, key: &str) -> Result<String> {
+        let current = self.retrieve(payment_id).await?;
+        if current.status == "canceled" {
+            return Ok(current.status);
+        }
+        Ok(self.cancel(payment_id, key).await?.status)
     }
 
     /// Takes the authorized amount (at shipment).
