@@ -1,5 +1,5 @@
 //! `loadgen --base URL --rate R --seconds S --targets FILE [--zipf S]
-//!          [--post PATH] [--tokens FILE]`
+//!          [--post PATH] [--tokens FILE] [--idempotency] [--accept CODE]…`
 //!
 //! Sends R requests per second for S seconds whatever the server does (open
 //! loop), each to a path from FILE (one per line); with `--post PATH`, each
@@ -21,6 +21,8 @@ struct Args {
     label: String,
     post: Option<String>,
     tokens: Vec<String>,
+    idempotency: bool,
+    accept: Vec<u16>,
 }
 
 fn lines(file: &str) -> Result<Vec<String>, String> {
@@ -39,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut base, mut rate, mut seconds, mut file, mut zipf, mut label) =
         (None, 200.0, 30.0, None, None, String::from("run"));
     let (mut post, mut tokens_file) = (None, None);
+    let (mut idempotency, mut accept) = (false, Vec::<u16>::new());
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -50,6 +53,11 @@ fn parse_args() -> Result<Args, String> {
             "--label" => label = value()?,
             "--post" => post = Some(value()?),
             "--tokens" => tokens_file = Some(value()?),
+            // A fresh Idempotency-Key per request (checkout).
+            "--idempotency" => idempotency = true,
+            // A non-2xx status that is an expected answer (e.g. 409 sold out),
+            // timed and counted rather than reported as an error.
+            "--accept" => accept.push(value()?.parse().map_err(|_| "--accept: a status code")?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -62,7 +70,7 @@ fn parse_args() -> Result<Args, String> {
     if targets.is_empty() {
         return Err(format!("{file} lists no paths"));
     }
-    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label, post, tokens })
+    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label, post, tokens, idempotency, accept })
 }
 
 /// xorshift64*: deterministic, dependency-free.
@@ -136,6 +144,7 @@ async fn main() {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
@@ -153,8 +162,11 @@ async fn main() {
         if !args.tokens.is_empty() {
             request = request.bearer_auth(&args.tokens[i % args.tokens.len()]);
         }
+        if args.idempotency {
+            request = request.header("idempotency-key", format!("loadgen-{}-{i}", std::process::id()));
+        }
         let url = args.post.clone().unwrap_or_else(|| target.clone());
-        let (latencies, errors) = (latencies.clone(), errors.clone());
+        let (latencies, errors, statuses, accept) = (latencies.clone(), errors.clone(), statuses.clone(), args.accept.clone());
         tasks.push(tokio::spawn(async move {
             let result = async {
                 let response = request.send().await?;
@@ -164,8 +176,11 @@ async fn main() {
             }
             .await;
             let ms = due.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(status) = &result {
+                *statuses.lock().unwrap().entry(status.as_u16()).or_insert(0u64) += 1;
+            }
             match result {
-                Ok(status) if status.is_success() => latencies.lock().unwrap().push(ms),
+                Ok(status) if status.is_success() || accept.contains(&status.as_u16()) => latencies.lock().unwrap().push(ms),
                 Ok(status) => errors.lock().unwrap().push(format!("{status} {url}")),
                 Err(e) => errors.lock().unwrap().push(format!("{e} {url}")),
             }
@@ -186,8 +201,10 @@ async fn main() {
         "errors": errors.len(),
         "p50_ms": percentile(&lat, 50.0),
         "p90_ms": percentile(&lat, 90.0),
+        "p95_ms": percentile(&lat, 95.0),
         "p99_ms": percentile(&lat, 99.0),
         "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+        "statuses": statuses.lock().unwrap().iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<String, serde_json::Value>>(),
     });
     println!("{report}");
     for e in errors.iter().take(5) {

@@ -114,11 +114,19 @@ impl<'a> Checkout<'a> {
                 return answer;
             }
         }
-        let result = self.run(user, key, &request, order_id, token).await;
+        let mut unsettled = false;
+        let result = self.run(user, key, &request, order_id, token, &mut unsettled).await;
         match result {
             Ok(placed) => Ok(placed),
             Err(err) if stored_refusal(&err) => {
                 self.store_refusal(user, key, &err).await?;
+                Err(err)
+            }
+            Err(err) if unsettled => {
+                // An authorization could not be voided (the provider is
+                // failing): the claim keeps its payment id, and recovery
+                // voids it once the provider answers.
+                tracing::warn!(%order_id, "checkout failed with its authorization still open; left for recovery");
                 Err(err)
             }
             Err(err) => {
@@ -137,7 +145,8 @@ impl<'a> Checkout<'a> {
         }
     }
 
-    async fn run(&self, user: Uuid, key: &str, request: &CheckoutRequest, order_id: Uuid, token: Uuid) -> Result<Placed> {
+    /// Sets `unsettled` when an authorization it made could not be voided.
+    async fn run(&self, user: Uuid, key: &str, request: &CheckoutRequest, order_id: Uuid, token: Uuid, unsettled: &mut bool) -> Result<Placed> {
         let owner = Owner::User(user);
         let cart = self.shop.cart().view(&owner).await?;
         if cart.lines.is_empty() {
@@ -178,7 +187,7 @@ impl<'a> Checkout<'a> {
             .execute(&self.shop.db)
             .await;
         if let Err(err) = noted {
-            self.void(&intent.id, key).await;
+            *unsettled |= !self.void(&intent.id, key).await;
             self.release(token).await;
             return Err(err.into());
         }
@@ -187,7 +196,7 @@ impl<'a> Checkout<'a> {
             Err(err) => {
                 // Declined (the intent is cancelled already) or unreachable.
                 if matches!(err, Error::Unavailable { .. }) {
-                    self.void(&intent.id, key).await;
+                    *unsettled |= !self.void(&intent.id, key).await;
                 }
                 self.release(token).await;
                 return Err(err);
@@ -217,7 +226,7 @@ impl<'a> Checkout<'a> {
                 // confirm_in already released the hold when it ran out of
                 // stock; otherwise release it here. Either way the
                 // authorization must not outlive the order that never was.
-                self.void(&authorized.id, key).await;
+                *unsettled |= !self.void(&authorized.id, key).await;
                 if !matches!(err, Error::Conflict { code: "out_of_stock", .. }) {
                     self.release(token).await;
                 }
@@ -265,9 +274,14 @@ impl<'a> Checkout<'a> {
         }
     }
 
-    async fn void(&self, payment_id: &str, key: &str) {
-        if let Err(err) = self.shop.payments().void(payment_id, key).await {
-            tracing::error!(error = %err, payment_id, "could not void an authorization after a failed checkout");
+    /// False when the provider could not be reached to void it.
+    async fn void(&self, payment_id: &str, key: &str) -> bool {
+        match self.shop.payments().void(payment_id, key).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::error!(error = %err, payment_id, "could not void an authorization after a failed checkout");
+                false
+            }
         }
     }
 
