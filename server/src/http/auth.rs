@@ -106,11 +106,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = AuthUser::from_request_parts(parts, state).await?;
-        match auth.user.role {
-            Role::Seller | Role::Admin => Ok(Seller(auth)),
-            Role::Customer => Err(ApiError::Forbidden("this needs a seller account")),
-        }
+        signed_in_as(parts, state, &[Role::Seller, Role::Admin], "this needs a seller account").await.map(Seller)
     }
 }
 
@@ -126,11 +122,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = AuthUser::from_request_parts(parts, state).await?;
-        match auth.user.role {
-            Role::Admin => Ok(Admin(auth)),
-            Role::Customer | Role::Seller => Err(ApiError::Forbidden("this needs an admin account")),
-        }
+        signed_in_as(parts, state, &[Role::Admin], "this needs an admin account").await.map(Admin)
+    }
+}
+
+/// The signed-in user when their role is one of `roles`: 401 when nobody
+/// is signed in, 403 (`refusal`) for another role.
+async fn signed_in_as<S>(parts: &mut Parts, state: &S, roles: &[Role], refusal: &'static str) -> Result<AuthUser, ApiError>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let auth = AuthUser::from_request_parts(parts, state).await?;
+    if roles.contains(&auth.user.role) {
+        Ok(auth)
+    } else {
+        Err(ApiError::Forbidden(refusal))
     }
 }
 

@@ -255,3 +255,32 @@ async fn a_changed_price_is_shown_before_it_is_charged(db: PgPool) {
     let (status, placed) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &agreed).await;
     assert_eq!((status, placed["total_cents"].as_i64()), (StatusCode::CREATED, Some(old + 500)));
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn bad_checkout_input_is_a_clear_4xx_and_holds_nothing(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let mut bad_country = body("pm_card_visa");
+    bad_country["shipping_address"]["country"] = json!("Britain");
+    let mut blank_city = body("pm_card_visa");
+    blank_city["shipping_address"]["city"] = json!("   ");
+    let mut no_name = body("pm_card_visa");
+    no_name["shipping_address"].as_object_mut().unwrap().remove("name");
+    for (request, status, says) in [
+        (bad_country, StatusCode::UNPROCESSABLE_ENTITY, "country"),
+        (blank_city, StatusCode::UNPROCESSABLE_ENTITY, "city"),
+        (body("card 4242"), StatusCode::UNPROCESSABLE_ENTITY, "payment_method"),
+        (no_name, StatusCode::BAD_REQUEST, "name"),
+    ] {
+        let (got, answer) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &request).await;
+        assert_eq!(got, status, "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains(says), "{answer}");
+    }
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5), "nothing reserved for refused input");
+    assert_eq!(s.stripe.intents().await.len(), 0, "and nobody charged");
+
+    // Someone with nothing in the cart.
+    let empty = s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+    let (status, answer) = checkout(&s.app, &empty, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("cart_empty")));
+}

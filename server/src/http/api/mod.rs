@@ -48,6 +48,21 @@ impl QueryPairs {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+
+    /// A keyset page request: `limit` (default `default_limit`; the service
+    /// clamps it) and an opaque UUID `cursor`, each a 400 naming it when bad.
+    pub fn page(&self, default_limit: i64) -> Result<(i64, Option<uuid::Uuid>), ApiError> {
+        let limit = match self.get("limit") {
+            None => default_limit,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::BadParam { param: "limit".into(), message: "expected a positive whole number".into() })?,
+        };
+        let cursor = self.get("cursor").map(|raw| parse_id("cursor", raw)).transpose()?;
+        Ok((limit, cursor))
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {

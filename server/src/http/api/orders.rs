@@ -45,15 +45,7 @@ async fn checkout(
 }
 
 async fn list(State(state): State<AppState>, auth: AuthUser, query: QueryPairs) -> Result<Response, ApiError> {
-    let limit = match query.get("limit") {
-        None => 20,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::BadParam { param: "limit".into(), message: "expected a positive whole number".into() })?,
-    };
-    let cursor = query.get("cursor").map(|raw| parse_id("cursor", raw)).transpose()?;
+    let (limit, cursor) = query.page(20)?;
     Ok(private(state.shop.orders().list(auth.user.id, limit, cursor).await?, StatusCode::OK))
 }
 

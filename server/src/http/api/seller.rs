@@ -30,15 +30,7 @@ fn fresh(body: impl serde::Serialize) -> Response {
 }
 
 async fn list(State(state): State<AppState>, seller: Seller, query: QueryPairs) -> Result<Response, ApiError> {
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::BadParam { param: "limit".into(), message: "expected a positive whole number".into() })?,
-    };
-    let after = query.get("cursor").map(|raw| parse_id("cursor", raw)).transpose()?;
+    let (limit, after) = query.page(100)?;
     let page = state.shop.inventory().seller_skus(seller.scope()?, limit, after).await?;
     Ok(fresh(page))
 }
