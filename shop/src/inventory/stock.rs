@@ -217,7 +217,10 @@ async fn commit(shop: &Shop, tx: sqlx::Transaction<'_, sqlx::Postgres>, sku: Uui
 fn below(stock_count: i64, reserved: i64) -> Error {
     Error::Conflict {
         code: "stock_below_reserved",
-        message: format!("cannot set stock to {stock_count}: {reserved} units are reserved or in orders"),
+        message: format!(
+            "cannot set stock to {stock_count}: {reserved} {} reserved or in orders",
+            if reserved == 1 { "unit is" } else { "units are" }
+        ),
         details: Some(serde_json::json!({ "stock_count": stock_count, "reserved": reserved })),
     }
 }
