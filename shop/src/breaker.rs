@@ -94,9 +94,23 @@ impl Breaker {
         }
     }
 
+    /// A call that worked. Closes a half-open breaker (the probe came
+    /// back); an open one stays open, because a call that was let through
+    /// before it opened says nothing about now, and the fallback may have
+    /// work (inventory's rebuild) that must finish before the dependency is
+    /// trusted again.
     pub fn success(&self) {
         self.failures.store(0, Ordering::Release);
-        self.state.store(CLOSED, Ordering::Release);
+        let _ = self.state.compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Opens the breaker now, whatever the failure count: for a caller that
+    /// knows the dependency's state can no longer be trusted.
+    pub fn trip(&self) {
+        self.opened_at.store(self.now_ms(), Ordering::Release);
+        if self.state.swap(OPEN, Ordering::AcqRel) != OPEN {
+            self.trips.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A failed call. Opens the breaker at the threshold, and at once when
@@ -105,10 +119,7 @@ impl Breaker {
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let state = self.state.load(Ordering::Acquire);
         if state == HALF_OPEN || (state == CLOSED && failures >= self.threshold) {
-            self.opened_at.store(self.now_ms(), Ordering::Release);
-            if self.state.swap(OPEN, Ordering::AcqRel) != OPEN {
-                self.trips.fetch_add(1, Ordering::Relaxed);
-            }
+            self.trip();
         }
     }
 
@@ -156,5 +167,19 @@ mod tests {
         b.success();
         b.failure();
         assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn only_the_probe_closes_an_open_breaker() {
+        let b = Breaker::new(1, Duration::from_millis(30));
+        b.failure();
+        b.success();
+        assert_eq!(b.state(), State::Open, "a late success from before the trip");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.permit(), Permit::Probe);
+        b.success();
+        assert_eq!(b.state(), State::Closed);
+        b.trip();
+        assert_eq!((b.state(), b.trips.load(Ordering::Relaxed)), (State::Open, 2));
     }
 }

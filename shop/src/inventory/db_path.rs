@@ -19,7 +19,33 @@ use uuid::Uuid;
 use super::{out_of_stock, reservation_ended, scripts, HoldPath, HoldState, Line, Released, Reservation};
 use crate::{Error, Result, Shop};
 
-pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Duration) -> Result<Reservation> {
+/// How a DB-path change reaches the Redis counters.
+pub(super) enum Mirror<'a> {
+    /// Redis is in use: apply the change to any loaded counter before
+    /// committing, while the rows are still locked. If that fails the
+    /// breaker is tripped, so a rebuild happens before Redis is used again.
+    Required(&'a crate::breaker::Breaker),
+    /// Redis is out of use; the rebuild that precedes its return will read
+    /// this change from PostgreSQL.
+    Rebuild,
+}
+
+impl Mirror<'_> {
+    /// Adds `sign * quantity` per line to the loaded counters.
+    async fn apply(&self, shop: &Shop, lines: &[Line], sign: i64) -> redis::RedisResult<()> {
+        if let Mirror::Rebuild = self {
+            return Ok(());
+        }
+        let mut call = scripts::ADD_IF_LOADED.prepare_invoke();
+        call.arg(shop.kv.prefix());
+        for line in lines {
+            call.arg(line.sku_id.to_string()).arg(sign * i64::from(line.quantity));
+        }
+        call.invoke_async::<i64>(&mut shop.kv.conn()).await.map(drop)
+    }
+}
+
+pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Duration, mirror: Mirror<'_>) -> Result<Reservation> {
     let mut tx = shop.db.begin().await?;
     if let Some(outcome) = outcome_of(&mut tx, token).await? {
         return match outcome.as_str() {
@@ -68,14 +94,23 @@ pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Durat
             });
         }
     }
+    // A hold taken here while other calls still use Redis (the breaker has
+    // not opened yet) must lower their counter, or they could sell the
+    // same units.
+    if let Err(err) = mirror.apply(shop, lines, -1).await {
+        if let Mirror::Required(breaker) = mirror {
+            tracing::warn!(error = %err, %token, "DB-path hold not mirrored in Redis; no more Redis reservations until the counters are rebuilt");
+            breaker.trip();
+        }
+    }
     tx.commit().await?;
     Ok(Reservation { token, lines: lines.to_vec(), expires_at, path: HoldPath::Db, state: HoldState::Held })
 }
 
 /// `None`: PostgreSQL has never heard of this token (it may be a Redis hold).
-pub(super) async fn release(shop: &Shop, token: Uuid, redis_ok: bool) -> Result<Option<Released>> {
+pub(super) async fn release(shop: &Shop, token: Uuid, mirror: Mirror<'_>) -> Result<Option<Released>> {
     let mut tx = shop.db.begin().await?;
-    if end_hold(shop, &mut tx, token, "released", redis_ok).await? {
+    if end_hold(shop, &mut tx, token, "released", &mirror).await? {
         tx.commit().await?;
         return Ok(Some(Released::Returned));
     }
@@ -88,7 +123,7 @@ pub(super) async fn release(shop: &Shop, token: Uuid, redis_ok: bool) -> Result<
 
 /// Ends a DB-path hold inside `tx`: deletes it, gives its units back and
 /// records the outcome. Returns false when there was no such live hold.
-async fn end_hold(shop: &Shop, tx: &mut PgConnection, token: Uuid, outcome: &str, redis_ok: bool) -> Result<bool> {
+async fn end_hold(shop: &Shop, tx: &mut PgConnection, token: Uuid, outcome: &str, mirror: &Mirror<'_>) -> Result<bool> {
     let lines: Option<sqlx::types::Json<Vec<Line>>> =
         sqlx::query_scalar("DELETE FROM inventory_reservations WHERE token = $1 RETURNING lines")
             .bind(token)
@@ -111,24 +146,17 @@ async fn end_hold(shop: &Shop, tx: &mut PgConnection, token: Uuid, outcome: &str
         .await?;
     // The rows are locked until commit, so no counter load can slip in
     // between: a loaded counter gets the units now, an unloaded one will
-    // read them from PostgreSQL. If Redis is out, the rebuild that precedes
-    // its return counts them.
-    if redis_ok {
-        let mut call = scripts::ADD_IF_LOADED.prepare_invoke();
-        call.arg(shop.kv.prefix());
-        for line in &lines {
-            call.arg(line.sku_id.to_string()).arg(line.quantity);
-        }
-        if let Err(err) = call.invoke_async::<i64>(&mut shop.kv.conn()).await {
-            tracing::warn!(error = %err, %token, "units back in PostgreSQL but not in the Redis counter; reconciliation will add them");
-        }
+    // read them from PostgreSQL. A counter left too low only undersells, so
+    // a failure here waits for reconciliation rather than tripping.
+    if let Err(err) = mirror.apply(shop, &lines, 1).await {
+        tracing::warn!(error = %err, %token, "units back in PostgreSQL but not in the Redis counter; reconciliation will add them");
     }
     Ok(true)
 }
 
 /// Returns expired DB-path holds. `SKIP LOCKED` lets several sweepers share
 /// the queue without returning any hold twice.
-pub(super) async fn sweep(shop: &Shop, redis_ok: bool) -> Result<u64> {
+pub(super) async fn sweep(shop: &Shop, mirror: Mirror<'_>) -> Result<u64> {
     let mut expired = 0;
     loop {
         let mut tx = shop.db.begin().await?;
@@ -142,7 +170,7 @@ pub(super) async fn sweep(shop: &Shop, redis_ok: bool) -> Result<u64> {
             return Ok(expired);
         }
         for token in &due {
-            if end_hold(shop, &mut tx, *token, "expired", redis_ok).await? {
+            if end_hold(shop, &mut tx, *token, "expired", &mirror).await? {
                 expired += 1;
             }
         }

@@ -76,12 +76,17 @@ impl Default for Settings {
 pub struct Runtime {
     pub settings: Settings,
     pub breaker: Breaker,
+    /// Every DB-path hold and return runs under a read guard; the rebuild
+    /// that puts Redis back in use takes the write guard. So no DB-path
+    /// change can land in PostgreSQL after the rebuild read its row but
+    /// before the breaker closed, where the counter would never learn of it.
+    db_gate: tokio::sync::RwLock<()>,
 }
 
 impl Runtime {
     pub fn new(settings: Settings) -> Self {
         let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown);
-        Self { settings, breaker }
+        Self { settings, breaker, db_gate: tokio::sync::RwLock::new(()) }
     }
 }
 
@@ -274,7 +279,9 @@ impl<'a> Inventory<'a> {
             }
         }
         let started = Instant::now();
-        let result = db_path::reserve(self.shop, token, &lines, ttl).await;
+        let gate = self.rt().db_gate.read().await;
+        let result = db_path::reserve(self.shop, token, &lines, ttl, self.mirror()).await;
+        drop(gate);
         match &result {
             Ok(_) => Stats::add(&stats.reserved_db, 1),
             Err(err) if is_rejection(err) => Stats::add(&stats.rejected_db, 1),
@@ -301,7 +308,10 @@ impl<'a> Inventory<'a> {
         } else {
             redis_down = Some(breaker_open());
         }
-        match db_path::release(self.shop, token, self.redis_usable_now()).await? {
+        let gate = self.rt().db_gate.read().await;
+        let released = db_path::release(self.shop, token, self.mirror()).await?;
+        drop(gate);
+        match released {
             Some(done) => Ok(done),
             // Unknown to PostgreSQL: either never held, or a Redis hold we
             // cannot reach now (it stays held until Redis answers or it expires).
@@ -380,7 +390,9 @@ impl<'a> Inventory<'a> {
                 Err(Fail::Redis(err)) => self.redis_failed(&err),
             }
         }
-        report.expired += db_path::sweep(self.shop, self.redis_usable_now()).await?;
+        let gate = self.rt().db_gate.read().await;
+        report.expired += db_path::sweep(self.shop, self.mirror()).await?;
+        drop(gate);
         Stats::add(&self.shop.stats.inventory.expired_returned, report.expired);
         Ok(report)
     }
@@ -428,10 +440,12 @@ impl<'a> Inventory<'a> {
         match self.rt().breaker.permit() {
             Permit::Go => true,
             Permit::Refuse => false,
-            Permit::Probe => match counters::reconcile(self.shop).await {
+            Permit::Probe => match {
+                let _exclusive = self.rt().db_gate.write().await;
+                counters::reconcile(self.shop).await.inspect(|_| self.rt().breaker.success())
+            } {
                 Ok(report) => {
                     tracing::info!(corrected = report.corrected.len(), checked = report.checked, "Redis is back: counters rebuilt, reservations use Redis again");
-                    self.rt().breaker.success();
                     true
                 }
                 Err(err) => {
@@ -447,6 +461,14 @@ impl<'a> Inventory<'a> {
     /// (returning units to a counter) that may simply be skipped.
     fn redis_usable_now(&self) -> bool {
         self.rt().breaker.state() == crate::breaker::State::Closed
+    }
+
+    /// How a DB-path change reaches the counters; ask under the gate's read
+    /// guard. With the breaker closed, Redis is in use, so the change must
+    /// be mirrored there; otherwise the rebuild before Redis returns counts
+    /// it (it waits for the gate).
+    fn mirror(&self) -> db_path::Mirror<'_> {
+        if self.redis_usable_now() { db_path::Mirror::Required(&self.rt().breaker) } else { db_path::Mirror::Rebuild }
     }
 
     fn redis_failed(&self, err: &redis::RedisError) {
