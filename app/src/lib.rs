@@ -18,8 +18,10 @@ use pages::{
     account::{LoginPage, RegisterPage},
     cart::CartPage,
     category::CategoryPage,
+    checkout::CheckoutPage,
     home::HomePage,
     not_found::NotFound,
+    orders::{OrderPage, OrdersPage},
     product::ProductPage,
     search::SearchResultsPage,
 };
@@ -70,6 +72,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/login") view=LoginPage/>
                         <Route path=path!("/register") view=RegisterPage/>
                         <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
+                        <Route path=path!("/checkout") view=CheckoutPage ssr=SsrMode::Async/>
+                        <Route path=path!("/orders") view=OrdersPage ssr=SsrMode::Async/>
+                        <Route path=path!("/orders/:order_id") view=OrderPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
                 <Footer/>

@@ -134,11 +134,14 @@ fn AccountMenu() -> impl IntoView {
                 <span class="hidden sm:inline">"Account"</span>
                 <ChevronDown/>
             </button>
-            <div id="account-menu" class="menu" hidden=move || !open.get() data-testid="account-menu">
+            // Every item is a link or a button: once one is used, the menu
+            // closes (client-side navigation keeps the header mounted).
+            <div id="account-menu" class="menu" hidden=move || !open.get() data-testid="account-menu" on:click=move |_| open.set(false)>
                 <Transition fallback=|| ()>
                     {move || match user() {
                         Some(u) => view! {
                             <p class="px-4 pb-2 pt-3 text-sm text-muted" data-testid="signed-in-as">"Signed in as " <span class="font-semibold text-ink">{u.name}</span></p>
+                            <a class="menu-item" href="/orders" data-testid="my-orders">"My orders"</a>
                             <a class="menu-item" href="/cart">"My cart"</a>
                             <hr class="my-1 border-line"/>
                             <ActionForm action=sign_out>

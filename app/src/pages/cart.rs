@@ -85,7 +85,10 @@ fn CartLines(cart: CartView, update: ServerAction<UpdateCart>) -> impl IntoView 
                 }
             }).collect_view()}
         </ul>
-        <p class="mt-6 text-right text-lg">"Subtotal " <span class="font-bold" data-testid="subtotal">{format_price(cart.subtotal_cents, &currency)}</span></p>
+        <div class="mt-6 flex flex-col items-end gap-3">
+            <p class="text-lg">"Subtotal " <span class="font-bold" data-testid="subtotal">{format_price(cart.subtotal_cents, &currency)}</span></p>
+            <a href="/checkout" class="btn-primary" data-testid="go-to-checkout">"Go to checkout"</a>
+        </div>
     }
     .into_any()
 }

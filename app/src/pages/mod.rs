@@ -1,7 +1,9 @@
 pub mod account;
 pub mod cart;
 pub mod category;
+pub mod checkout;
 pub mod home;
 pub mod not_found;
+pub mod orders;
 pub mod product;
 pub mod search;

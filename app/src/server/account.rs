@@ -94,7 +94,7 @@ pub async fn update_cart(sku_id: String, quantity: i64) -> Result<CartView, Serv
 pub struct CartLimit(pub u32);
 
 #[cfg(feature = "ssr")]
-mod web {
+pub(crate) mod web {
     use http::{header, HeaderMap, HeaderValue};
     use leptos::prelude::*;
     use shop::accounts::web as cookies;
@@ -119,6 +119,12 @@ mod web {
 
         pub fn cookie(&self, name: &str) -> Option<String> {
             cookies::read_cookie(self.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
+        }
+
+        /// A plain HTML form post (no JavaScript): the answer should be a
+        /// page to go to, not data.
+        pub fn wants_html(&self) -> bool {
+            self.get(header::ACCEPT).is_some_and(|a| a.contains("text/html"))
         }
 
         pub fn require_same_origin(&self) -> Result<(), ServerFnError> {

@@ -1,8 +1,10 @@
 //! Server functions: the storefront's only door to the shop. Under `ssr` they
 //! call `shop` services; in the browser they become fetches. Catalog and
-//! search here; accounts and the cart in `account`.
+//! search here; accounts and the cart in `account`; checkout and orders in
+//! `orders`.
 
 pub mod account;
+pub mod orders;
 
 use leptos::prelude::*;
 use model::{BrowsePage, CategorySummary, Product, ProductSummary, SearchPage, SkuStock, Suggestion};

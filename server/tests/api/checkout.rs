@@ -284,3 +284,52 @@ async fn bad_checkout_input_is_a_clear_4xx_and_holds_nothing(db: PgPool) {
     let (status, answer) = checkout(&s.app, &empty, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
     assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("cart_empty")));
 }
+
+/// The storefront's checkout form posts to the `place_order` server
+/// function: with the provider down it gets the REST API's 503 and a message
+/// a shopper can act on; without JavaScript (a plain form post) a placed
+/// order redirects to its confirmation page.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn the_checkout_form_explains_an_outage_and_confirms_without_javascript(db: PgPool) {
+    let mut s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let cookie = format!("{}={token}", shop::accounts::web::SESSION_COOKIE);
+    let key = Uuid::new_v4().to_string();
+    let form = [
+        ("idempotency_key", key.as_str()),
+        ("name", "Ada Lovelace"),
+        ("line1", "12 St James's Square"),
+        ("line2", ""),
+        ("city", "London"),
+        ("postal_code", "SW1Y 4JH"),
+        ("country", "GB"),
+        ("payment_method", "pm_card_visa"),
+    ];
+    let post = |accept: &'static str| {
+        s.app
+            .client
+            .post(s.app.url("/api/place_order"))
+            .header("cookie", &cookie)
+            .header("origin", s.app.url(""))
+            .header("referer", s.app.url("/checkout"))
+            .header("accept", accept)
+            .form(&form)
+    };
+
+    s.stripe.stop().await;
+    let response = post("application/json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("payment service is not answering") && text.contains("nothing was charged"), "{text}");
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5), "nothing held");
+
+    s.stripe.restart().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let response = post("text/html,application/xhtml+xml").send().await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Uuid = sqlx::query_scalar("SELECT id FROM orders").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(location, format!("/orders/{order}?placed=1"));
+    assert_eq!(stock(&s.app, s.sku).await, (5, 1, 0, 4));
+}
