@@ -200,3 +200,39 @@ async fn an_order_change_and_its_outbox_event_commit_together_or_not_at_all(db: 
     // Someone else's order is not found.
     assert!(matches!(f.shop.orders().get(Uuid::new_v4(), order.id).await, Err(shop::Error::NotFound { .. })));
 }
+
+/// "My orders" (`GET /api/v1/orders` and the storefront's `/orders`): the
+/// customer's own orders only, newest first, in keyset pages whose cursor
+/// runs out exactly at the end; another customer's order is not found.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn my_orders_come_newest_first_in_pages_and_only_mine(db: PgPool) {
+    let f = fixture(&db).await;
+    let mut mine = Vec::new();
+    for _ in 0..23 {
+        mine.push(order_in(&f, OrderStatus::Confirmed).await);
+    }
+    let other_user = f
+        .shop
+        .accounts()
+        .create_user("someone-else@example.com", "a long enough password", "Someone Else", model::Role::Customer, None)
+        .await
+        .unwrap()
+        .id;
+    let theirs = order_in(&Fixture { shop: f.shop.clone(), user: other_user, item: f.item.clone() }, OrderStatus::Confirmed).await;
+
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = f.shop.orders().list(f.user, 10, cursor).await.unwrap();
+        pages += 1;
+        assert!(page.orders.len() <= 10);
+        seen.extend(page.orders.iter().map(|o| o.order_id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    // UUIDv7 ids sort by creation time: newest first is descending id.
+    mine.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!((pages, seen), (3, mine), "23 orders: 10 + 10 + 3, newest first, each once");
+    assert!(matches!(f.shop.orders().get(f.user, theirs).await, Err(shop::Error::NotFound { .. })));
+}
