@@ -333,3 +333,38 @@ async fn the_checkout_form_explains_an_outage_and_confirms_without_javascript(db
     assert_eq!(location, format!("/orders/{order}?placed=1"));
     assert_eq!(stock(&s.app, s.sku).await, (5, 1, 0, 4));
 }
+
+/// Keys live at least 24 h. After that the pruner forgets the stored
+/// answers; a replay of a key that made an order still gets that order
+/// (orders keep their key), never a second charge, and a refused key runs
+/// again.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn keys_are_pruned_after_a_day_and_a_late_replay_still_finds_its_order(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let (placed_key, declined_key) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let (status, declined) = checkout(&s.app, &token, &declined_key, &body("pm_card_chargeCustomerFail")).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    let (status, placed) = checkout(&s.app, &token, &placed_key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+
+    let keys = s.app.shop.checkout();
+    assert_eq!(keys.prune_keys().await.unwrap(), 0, "a fresh key is kept");
+    sqlx::query("UPDATE checkout_requests SET created_at = created_at - interval '23 hours'").execute(&s.app.shop.db).await.unwrap();
+    assert_eq!(keys.prune_keys().await.unwrap(), 0, "kept for at least 24 h");
+    sqlx::query("UPDATE checkout_requests SET created_at = created_at - interval '2 hours'").execute(&s.app.shop.db).await.unwrap();
+    assert_eq!(keys.prune_keys().await.unwrap(), 2);
+
+    // The cart is full again (the customer shopped on): the old key still
+    // answers with its order, and nothing is charged.
+    s.app.shop.cart().add(&Owner::User(s.app.shop.accounts().authenticate(&token).await.unwrap().unwrap().id), s.sku, 1).await.unwrap();
+    let (status, replay) = checkout(&s.app, &token, &placed_key, &body("pm_card_visa")).await;
+    assert_eq!((status, &replay["order_id"]), (StatusCode::CREATED, &placed["order_id"]), "{replay}");
+    assert_eq!(authorized(&s.stripe.intents().await), 1, "no second authorization");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(orders, 1);
+
+    // The declined key's answer is gone: it runs again (and is declined again).
+    let (status, again) = checkout(&s.app, &token, &declined_key, &body("pm_card_chargeCustomerFail")).await;
+    assert_eq!((status, again["error"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("payment_declined")));
+}

@@ -73,6 +73,11 @@ enum Outcome {
     Refused { code: String, message: String, details: Option<serde_json::Value> },
 }
 
+/// How long a key's answer is kept, as Stripe keeps its keys. After that a
+/// key that made an order still answers with it (orders keep the key); a key
+/// whose answer was a refusal runs again.
+pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How long a retry waits for the first request with its key to finish.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(20);
 
@@ -113,6 +118,13 @@ impl<'a> Checkout<'a> {
             if let Some(answer) = self.replay(user, key, &hash).await? {
                 return answer;
             }
+        }
+        // A key whose stored answer was pruned (older than KEY_RETENTION)
+        // may still have its order: answer with that rather than run again.
+        if let Some(placed) = self.order_for_key(user, key).await? {
+            let mut conn = self.shop.db.acquire().await?;
+            store(&mut conn, user, key, &Outcome::Placed(placed.clone())).await?;
+            return Ok(placed);
         }
         let mut unsettled = false;
         let result = self.run(user, key, &request, order_id, token, &mut unsettled).await;
@@ -297,6 +309,39 @@ impl<'a> Checkout<'a> {
         };
         let mut conn = self.shop.db.acquire().await?;
         store(&mut conn, user, key, &outcome).await.map(|_| ())
+    }
+
+    async fn order_for_key(&self, user: Uuid, key: &str) -> Result<Option<Placed>> {
+        let row: Option<(Uuid, String, i64, String)> =
+            sqlx::query_as("SELECT id, status, total_cents, currency FROM orders WHERE user_id = $1 AND idempotency_key = $2")
+                .bind(user)
+                .bind(key)
+                .fetch_optional(&self.shop.db)
+                .await?;
+        Ok(row.and_then(|(order_id, status, total_cents, currency)| {
+            Some(Placed { order_id, status: OrderStatus::parse(&status)?, total_cents, currency })
+        }))
+    }
+
+    /// Forgets answered keys older than [`KEY_RETENTION`], a batch at a
+    /// time. Unfinished claims are recovery's business and are kept.
+    pub async fn prune_keys(&self) -> Result<u64> {
+        const BATCH: i64 = 1_000;
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM checkout_requests c USING (                      SELECT user_id, idempotency_key FROM checkout_requests                      WHERE state = 'done' AND created_at < now() - make_interval(secs => $1) LIMIT $2                  ) old WHERE c.user_id = old.user_id AND c.idempotency_key = old.idempotency_key AND c.state = 'done'",
+            )
+            .bind(KEY_RETENTION.as_secs_f64())
+            .bind(BATCH)
+            .execute(&self.shop.db)
+            .await?
+            .rows_affected();
+            pruned += done;
+            if (done as i64) < BATCH {
+                return Ok(pruned);
+            }
+        }
     }
 
     /// Another request with this key exists: wait for it if it is still
