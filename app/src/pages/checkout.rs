@@ -26,15 +26,12 @@ pub fn CheckoutPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         data.await.map(|d| match d {
                             CheckoutData::SignedOut => view! { <SignInPrompt what="check out"/> }.into_any(),
-                            CheckoutData::Ready { cart, idempotency_key } if cart.lines.is_empty() => {
-                                let _ = (cart, idempotency_key);
-                                view! {
-                                    <div class="card mt-6 p-10 text-center" data-testid="empty-cart">
-                                        <p class="font-semibold">"Your cart is empty, so there is nothing to check out."</p>
-                                        <a href="/" class="btn-primary mt-4 inline-flex">"Start shopping"</a>
-                                    </div>
-                                }.into_any()
-                            }
+                            CheckoutData::Ready { cart, .. } if cart.lines.is_empty() => view! {
+                                <div class="card mt-6 p-10 text-center" data-testid="empty-cart">
+                                    <p class="font-semibold">"Your cart is empty, so there is nothing to check out."</p>
+                                    <a href="/" class="btn-primary mt-4 inline-flex">"Start shopping"</a>
+                                </div>
+                            }.into_any(),
                             CheckoutData::Ready { cart, idempotency_key } => {
                                 view! { <CheckoutForm cart idempotency_key account/> }.into_any()
                             }

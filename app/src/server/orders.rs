@@ -20,7 +20,8 @@ pub enum CheckoutData {
 #[server]
 pub async fn get_checkout() -> Result<CheckoutData, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
-    let Some(user) = signed_in(&shop).await? else { return Ok(CheckoutData::SignedOut) };
+    let req = super::account::web::Request::read().await;
+    let Some(user) = signed_in(&req, &shop).await? else { return Ok(CheckoutData::SignedOut) };
     let cart = shop.cart().view(&shop::cart::Owner::User(user.id)).await.map_err(super::to_client_error)?;
     Ok(CheckoutData::Ready { cart, idempotency_key: uuid::Uuid::new_v4().to_string() })
 }
@@ -28,6 +29,7 @@ pub async fn get_checkout() -> Result<CheckoutData, ServerFnError> {
 /// Places the order. A refusal the customer can act on (sold out, declined
 /// card, changed prices, a bad address) is an error whose message says what
 /// to do; the HTTP status is the REST API's for the same case.
+///
 /// A fixed path (`/api/place_order`), so a form without JavaScript and
 /// the tests can post to it.
 #[server(endpoint = "place_order")]
@@ -47,7 +49,7 @@ pub async fn place_order(
     let shop = expect_context::<shop::Shop>();
     let req = super::account::web::Request::read().await;
     req.require_same_origin()?;
-    let Some(user) = signed_in(&shop).await? else {
+    let Some(user) = signed_in(&req, &shop).await? else {
         return Err(super::to_client_error(shop::Error::Unauthorized("sign in to check out".into())));
     };
     let request = CheckoutRequest {
@@ -84,7 +86,8 @@ pub fn confirmation_path(order_id: uuid::Uuid) -> String {
 #[server]
 pub async fn list_orders(cursor: Option<String>) -> Result<Option<OrderPage>, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
-    let Some(user) = signed_in(&shop).await? else { return Ok(None) };
+    let req = super::account::web::Request::read().await;
+    let Some(user) = signed_in(&req, &shop).await? else { return Ok(None) };
     // A cursor that is not an order id is a stale or hand-made link: start over.
     let before = cursor.as_deref().and_then(|c| uuid::Uuid::try_parse(c).ok());
     shop.orders().list(user.id, ORDERS_PER_PAGE, before).await.map(Some).map_err(super::to_client_error)
@@ -96,7 +99,8 @@ pub const ORDERS_PER_PAGE: i64 = 10;
 #[server]
 pub async fn get_order(id: String) -> Result<Option<PageResult<OrderView>>, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
-    let Some(user) = signed_in(&shop).await? else { return Ok(None) };
+    let req = super::account::web::Request::read().await;
+    let Some(user) = signed_in(&req, &shop).await? else { return Ok(None) };
     let Ok(id) = uuid::Uuid::try_parse(&id) else { return Ok(Some(PageResult::Missing)) };
     super::page_result(shop.orders().get(user.id, id).await).map(Some)
 }
@@ -106,7 +110,7 @@ pub async fn cancel_order(id: String) -> Result<OrderView, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
     let req = super::account::web::Request::read().await;
     req.require_same_origin()?;
-    let Some(user) = signed_in(&shop).await? else {
+    let Some(user) = signed_in(&req, &shop).await? else {
         return Err(super::to_client_error(shop::Error::Unauthorized("sign in to manage your orders".into())));
     };
     let id = uuid::Uuid::try_parse(&id).map_err(|_| super::to_client_error(shop::Error::NotFound { what: "order" }))?;
@@ -114,8 +118,7 @@ pub async fn cancel_order(id: String) -> Result<OrderView, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn signed_in(shop: &shop::Shop) -> Result<Option<model::User>, ServerFnError> {
-    let req = super::account::web::Request::read().await;
+async fn signed_in(req: &super::account::web::Request, shop: &shop::Shop) -> Result<Option<model::User>, ServerFnError> {
     Ok(req.user(shop).await.map_err(super::to_client_error)?.map(|(user, _)| user))
 }
 

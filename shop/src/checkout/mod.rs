@@ -98,11 +98,16 @@ impl<'a> Checkout<'a> {
         let order_id = Uuid::now_v7();
         let token = Uuid::new_v4();
         // Claim the key, or answer as the request that holds it did. A key
-        // freed by a failed first attempt is claimed again.
+        // freed by a failed first attempt is claimed again. A key whose claim
+        // was pruned (older than KEY_RETENTION) but that made an order is not
+        // claimed: it answers with that order. The check rides in the claim's
+        // own statement, so a new key pays no extra round trip.
         loop {
             let claimed: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO checkout_requests (user_id, idempotency_key, request_hash, order_id, reservation_token) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING order_id",
+                 SELECT $1, $2, $3, $4, $5 \
+                 WHERE NOT EXISTS (SELECT 1 FROM orders WHERE user_id = $1 AND idempotency_key = $2) \
+                 ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING order_id",
             )
             .bind(user)
             .bind(key)
@@ -118,13 +123,9 @@ impl<'a> Checkout<'a> {
             if let Some(answer) = self.replay(user, key, &hash).await? {
                 return answer;
             }
-        }
-        // A key whose stored answer was pruned (older than KEY_RETENTION)
-        // may still have its order: answer with that rather than run again.
-        if let Some(placed) = self.order_for_key(user, key).await? {
-            let mut conn = self.shop.db.acquire().await?;
-            store(&mut conn, user, key, &Outcome::Placed(placed.clone())).await?;
-            return Ok(placed);
+            if let Some(placed) = self.order_for_key(user, key).await? {
+                return Ok(placed);
+            }
         }
         let mut unsettled = false;
         let result = self.run(user, key, &request, order_id, token, &mut unsettled).await;
@@ -311,6 +312,8 @@ impl<'a> Checkout<'a> {
         store(&mut conn, user, key, &outcome).await.map(|_| ())
     }
 
+    /// The order `key` made, read from the order itself (it keeps its key
+    /// for good): the answer for a key whose claim has been pruned.
     async fn order_for_key(&self, user: Uuid, key: &str) -> Result<Option<Placed>> {
         let row: Option<(Uuid, String, i64, String)> =
             sqlx::query_as("SELECT id, status, total_cents, currency FROM orders WHERE user_id = $1 AND idempotency_key = $2")
