@@ -70,7 +70,7 @@ pub async fn add_to_cart(sku_id: String, quantity: i64) -> Result<CartView, Serv
     let shop = expect_context::<shop::Shop>();
     let req = web::Request::read().await;
     req.require_same_origin()?;
-    let sku = uuid::Uuid::try_parse(&sku_id).map_err(|_| ServerFnError::new("That item does not exist."))?;
+    let sku = uuid::Uuid::try_parse(&sku_id).map_err(|_| super::refuse(http::StatusCode::NOT_FOUND, "That item does not exist."))?;
     let owner = req.owner(&shop, true).await.map_err(super::to_client_error)?.expect("created on write");
     let per_second = use_context::<CartLimit>().map(|l| l.0).unwrap_or(5);
     shop.cart()
@@ -84,7 +84,7 @@ pub async fn update_cart(sku_id: String, quantity: i64) -> Result<CartView, Serv
     let shop = expect_context::<shop::Shop>();
     let req = web::Request::read().await;
     req.require_same_origin()?;
-    let sku = uuid::Uuid::try_parse(&sku_id).map_err(|_| ServerFnError::new("That item does not exist."))?;
+    let sku = uuid::Uuid::try_parse(&sku_id).map_err(|_| super::refuse(http::StatusCode::NOT_FOUND, "That item does not exist."))?;
     let owner = req.owner(&shop, true).await.map_err(super::to_client_error)?.expect("created on write");
     shop.cart().set(&owner, sku, quantity).await.map_err(super::to_client_error)
 }
@@ -131,7 +131,7 @@ pub(crate) mod web {
             if cookies::same_origin(self.get(header::HOST), self.get(header::ORIGIN), self.get(header::REFERER)) {
                 Ok(())
             } else {
-                Err(ServerFnError::new("This request did not come from the shop's own pages."))
+                Err(crate::server::refuse(http::StatusCode::FORBIDDEN, "This request did not come from the shop's own pages."))
             }
         }
 

@@ -109,6 +109,16 @@ fn page_result<T>(result: shop::Result<T>) -> Result<PageResult<T>, ServerFnErro
     }
 }
 
+/// A refusal decided here rather than in `shop`: the HTTP status a REST
+/// client would get, and the message for the shopper.
+#[cfg(feature = "ssr")]
+pub(crate) fn refuse(status: http::StatusCode, message: &str) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+    ServerFnError::new(message)
+}
+
 /// Logs the shop error with its cause, sets the HTTP status a REST client
 /// would get for it (so a failed call is never a bare 500), and hands the
 /// browser only what it may show a shopper.

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::{caching, metrics};
+use super::{caching, metrics, server_fns};
 use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,6 +47,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .max_age(std::time::Duration::from_secs(600));
 
     router
+        .layer(middleware::from_fn(server_fns::client_errors))
         .layer(cors)
         .layer(middleware::from_fn(caching::conditional))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -10,6 +10,7 @@ pub mod health;
 pub mod images;
 pub mod layers;
 pub mod metrics;
+pub mod server_fns;
 
 use axum::routing::get;
 use axum::Router;

@@ -286,9 +286,10 @@ async fn bad_checkout_input_is_a_clear_4xx_and_holds_nothing(db: PgPool) {
 }
 
 /// The storefront's checkout form posts to the `place_order` server
-/// function: with the provider down it gets the REST API's 503 and a message
-/// a shopper can act on; without JavaScript (a plain form post) a placed
-/// order redirects to its confirmation page.
+/// function: a missing field is a 400 naming it, a cross-site post a 403;
+/// with the provider down it gets the REST API's 503 and a message a shopper
+/// can act on; without JavaScript (a plain form post) a placed order
+/// redirects to its confirmation page.
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn the_checkout_form_explains_an_outage_and_confirms_without_javascript(db: PgPool) {
     let mut s = shop_with(db, 5).await;
@@ -315,6 +316,15 @@ async fn the_checkout_form_explains_an_outage_and_confirms_without_javascript(db
             .header("accept", accept)
             .form(&form)
     };
+
+    // Bad input is a 4xx naming the problem, and holds nothing.
+    let response = post("application/json").form(&form[..2]).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("line1"), "{text}");
+    let response = s.app.client.post(s.app.url("/api/place_order")).header("cookie", &cookie).header("accept", "application/json").form(&form).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "a cookie-authenticated post from another site");
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5));
 
     s.stripe.stop().await;
     let response = post("application/json").send().await.unwrap();
