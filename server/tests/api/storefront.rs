@@ -199,3 +199,64 @@ async fn the_cart_page_shows_an_empty_state_and_price_changes(db: PgPool) {
     assert!(html.contains("(was "), "the old price is shown beside the new one");
     assert!(html.contains(r#"data-testid="subtotal""#));
 }
+
+/// Invariant 10: nothing personal in a response a shared cache may keep.
+/// The storefront pages render the visitor (name, cart count, the user for
+/// hydration), so they are public only without our cookies, and always
+/// say `Vary: Cookie`; with a session or guest cookie they are private, with
+/// no ETag, and a validator from someone else's copy never earns a 304.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn pages_are_shared_only_with_visitors_who_carry_no_cookie(db: PgPool) {
+    use reqwest::header;
+    let app = TestApp::spawn_seeded(db.clone(), 100).await;
+    let product: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 1").fetch_one(&db).await.unwrap();
+    app.shop.accounts().create_user("ada@example.com", "correct horse battery", "Ada Lovelace", model::Role::Customer, None).await.unwrap();
+    let login: serde_json::Value = app.client.post(app.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "ada@example.com", "password": "correct horse battery" }))
+        .send().await.unwrap().json().await.unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let ada = format!("mercato_session={token}");
+    let guest = format!("mercato_guest={}", shop::accounts::session::new_token());
+    let vary_cookie = |r: &reqwest::Response| {
+        r.headers().get_all(header::VARY).iter().any(|v| v.to_str().unwrap().split(',').any(|s| s.trim().eq_ignore_ascii_case("cookie")))
+    };
+
+    for path in ["/".to_owned(), "/c/electronics".to_owned(), format!("/products/{product}"), "/search?q=lamp".to_owned()] {
+        // Signed out: public, cacheable, revalidates with a 304.
+        let anon = app.get(&path).await;
+        assert_eq!(anon.status(), 200, "{path}");
+        assert!(anon.headers()[header::CACHE_CONTROL].to_str().unwrap().starts_with("public"), "{path}");
+        assert!(vary_cookie(&anon), "{path}: a cache must key the page by cookie");
+        let etag = anon.headers()[header::ETAG].clone();
+        assert!(!anon.text().await.unwrap().contains("Ada Lovelace"));
+        let again = app.client.get(app.url(&path)).header(header::IF_NONE_MATCH, etag.clone()).send().await.unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(vary_cookie(&again), "{path}: the 304 keeps Vary");
+
+        // Signed in, sending the public copy's validator: her own page, private.
+        let mine = app.client.get(app.url(&path)).header(header::COOKIE, &ada).header(header::IF_NONE_MATCH, etag).send().await.unwrap();
+        assert_eq!(mine.status(), 200, "{path}: never a 304 from another visitor's copy");
+        let cc = mine.headers()[header::CACHE_CONTROL].to_str().unwrap().to_owned();
+        assert!(cc.contains("private") && cc.contains("no-store") && !cc.contains("public"), "{path}: {cc}");
+        assert!(mine.headers().get(header::ETAG).is_none(), "{path}: no validator to share");
+        assert!(vary_cookie(&mine), "{path}");
+        assert!(mine.text().await.unwrap().contains("Ada Lovelace"), "{path}: the page really is personal");
+
+        // A guest's page shows their cart count: private too.
+        let theirs = app.client.get(app.url(&path)).header(header::COOKIE, &guest).send().await.unwrap();
+        assert!(theirs.headers()[header::CACHE_CONTROL].to_str().unwrap().starts_with("private"), "{path}");
+        assert!(theirs.headers().get(header::ETAG).is_none(), "{path}");
+    }
+
+    // JSON that depends on the caller is private; catalog JSON is the same for all.
+    let me = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.headers()[header::CACHE_CONTROL], "private, no-store");
+    let me = app.client.get(app.url("/api/v1/me")).header(header::COOKIE, &ada).send().await.unwrap();
+    assert_eq!(me.headers()[header::CACHE_CONTROL], "private, no-store");
+    let orders = app.client.get(app.url("/api/v1/orders")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(orders.status(), 200);
+    assert_eq!(orders.headers()[header::CACHE_CONTROL], "private, no-store");
+    let item = app.client.get(app.url(&format!("/api/v1/products/{product}"))).bearer_auth(&token).send().await.unwrap();
+    assert!(item.headers()[header::CACHE_CONTROL].to_str().unwrap().starts_with("public"));
+}
