@@ -86,7 +86,12 @@ pub async fn update_cart(sku_id: String, quantity: i64) -> Result<CartView, Serv
     req.require_same_origin()?;
     let sku = uuid::Uuid::try_parse(&sku_id).map_err(|_| super::refuse(http::StatusCode::NOT_FOUND, "That item does not exist."))?;
     let owner = req.owner(&shop, true).await.map_err(super::to_client_error)?.expect("created on write");
-    shop.cart().set(&owner, sku, quantity).await.map_err(super::to_client_error)
+    // The same budget as adding (`Cart::set_limited`), shared with the REST PUT.
+    let per_second = use_context::<CartLimit>().map(|l| l.0).unwrap_or(5);
+    shop.cart()
+        .set_limited(&owner, &req.subject(&shop).await, per_second, sku, quantity)
+        .await
+        .map_err(super::to_client_error)
 }
 
 /// The add-to-cart limit per second, provided by the server from its config.

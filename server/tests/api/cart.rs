@@ -1,6 +1,7 @@
 //! The cart against real Redis: TTLs, snapshots, validation, the guest-to-user
 //! merge at sign-in (sums, clamps, idempotent under retried and concurrent
-//! sign-ins), the add-to-cart rate limit, and Redis being down.
+//! sign-ins), the add-to-cart rate limit (shared by setting quantities), and
+//! Redis being down.
 
 use reqwest::header;
 use serde_json::{json, Value};
@@ -77,7 +78,7 @@ async fn ttl(app: &TestApp, key: &str) -> i64 {
 }
 
 async fn user(app: &TestApp, email: &str) -> Uuid {
-    app.shop.accounts().register(email, PASSWORD, "Shopper").await.unwrap().user.id
+    app.shop.accounts().create_user(email, PASSWORD, "Shopper", model::Role::Customer, None).await.unwrap().id
 }
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
@@ -226,6 +227,25 @@ async fn the_sixth_add_within_a_second_is_rate_limited_and_tokens_refill(db: PgP
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
     assert_eq!(ada.add(&app, sku, 1).await.0, 200);
     assert_eq!(qty(&ada.cart(&app).await, sku), 6);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn setting_quantities_spends_the_add_to_cart_budget(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 100).await;
+    let s = skus(&db, 2).await;
+    user(&app, "ada@example.com").await;
+    let mut ada = Shopper::default();
+    ada.login(&app, "ada@example.com").await;
+    // Three adds and three quantity changes at once: one budget of five a
+    // second between them, not five for each verb.
+    let adds = (0..3).map(|_| ada.request(&app, reqwest::Method::POST, "/api/v1/cart/items").json(&json!({ "sku_id": s[0], "quantity": 1 })).send());
+    let sets = (1..=3).map(|q| ada.request(&app, reqwest::Method::PUT, &format!("/api/v1/cart/items/{}", s[1])).json(&json!({ "quantity": q })).send());
+    let responses = futures_join_all(adds.chain(sets)).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    let limited = responses.into_iter().find(|r| r.status() == 429).expect("one write refused");
+    assert!(limited.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(limited.json::<Value>().await.unwrap()["error"], "rate_limited");
 }
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]

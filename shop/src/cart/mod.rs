@@ -167,13 +167,21 @@ impl<'a> Cart<'a> {
     /// [`Cart::add`] behind the add-to-cart rate limit for `subject` (a user,
     /// or a guest's IP): what both the API and the storefront call.
     pub async fn add_limited(&self, owner: &Owner, subject: &str, per_second: u32, sku: Uuid, quantity: i64) -> Result<CartView> {
-        let limit = crate::ratelimit::Limit { per_second: per_second as f64, burst: per_second };
-        if let crate::ratelimit::Verdict::Limited { retry_after } =
-            self.shop.ratelimit().check(subject, "add_to_cart", limit).await?
-        {
-            return Err(Error::RateLimited { retry_after });
-        }
+        self.spend_write_token(subject, per_second).await?;
         self.add(owner, sku, quantity).await
+    }
+
+    /// [`Cart::set`] behind the same limit and bucket as [`Cart::add_limited`]:
+    /// setting a quantity is adding by another name, so a client must not get
+    /// a second budget by sending PUTs instead of POSTs.
+    pub async fn set_limited(&self, owner: &Owner, subject: &str, per_second: u32, sku: Uuid, quantity: i64) -> Result<CartView> {
+        self.spend_write_token(subject, per_second).await?;
+        self.set(owner, sku, quantity).await
+    }
+
+    async fn spend_write_token(&self, subject: &str, per_second: u32) -> Result<()> {
+        let limit = crate::ratelimit::Limit { per_second: per_second as f64, burst: per_second };
+        self.shop.ratelimit().check(subject, "add_to_cart", limit).await?.or_refuse()
     }
 
     /// Sets a line's quantity; 0 removes it.

@@ -1,7 +1,7 @@
 //! The cart: `GET /api/v1/cart`, `POST /api/v1/cart/items`,
 //! `PUT|DELETE /api/v1/cart/items/{sku_id}`. Signed-in shoppers use their own
-//! cart; guests get a `mercato_guest` cookie on their first write. Adding is
-//! rate-limited per user (or per IP for guests).
+//! cart; guests get a `mercato_guest` cookie on their first write. Adding and
+//! setting a quantity share one rate limit per user (or per IP for guests).
 
 use std::net::SocketAddr;
 
@@ -115,7 +115,11 @@ async fn set(
 ) -> Result<Response, ApiError> {
     let sku = parse_id("sku_id", &sku_id)?;
     let quantity = super::json_body(payload)?.quantity;
-    let cart = state.shop.cart().set(&who.owner, sku, quantity).await?;
+    let cart = state
+        .shop
+        .cart()
+        .set_limited(&who.owner, &who.subject, state.config.cart_adds_per_sec, sku, quantity)
+        .await?;
     Ok(who.respond(cart))
 }
 
