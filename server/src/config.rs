@@ -7,13 +7,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use leptos::config::LeptosOptions;
+use shop::secret::Secret;
 use sqlx::postgres::PgConnectOptions;
 
+/// `Debug` is safe to log: every credential (the database password inside
+/// its options, a Redis URL's password, API keys) is a [`Secret`].
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub database: PgConnectOptions,
+    pub database: Secret<PgConnectOptions>,
     pub database_max_connections: u32,
-    pub redis_url: String,
+    pub redis_url: Secret<String>,
     /// Prefix for every Redis key this process writes.
     pub redis_prefix: String,
     pub addr: SocketAddr,
@@ -33,7 +36,7 @@ pub struct Config {
     pub cart_adds_per_sec: u32,
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
     pub meili_url: Option<String>,
-    pub meili_key: Option<String>,
+    pub meili_key: Option<Secret<String>>,
     /// How long a reservation holds stock before the sweeper returns it.
     pub reservation_ttl: Duration,
     /// How often this process sweeps expired reservations.
@@ -49,7 +52,7 @@ pub struct Config {
     pub checkout_recovery_after: Duration,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
-    pub stripe_secret_key: String,
+    pub stripe_secret_key: Secret<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,9 +118,9 @@ impl Config {
             .build();
 
         Ok(Self {
-            database,
+            database: Secret::new(database),
             database_max_connections: parse_num(&lookup, "MERCATO_DB_MAX_CONNECTIONS", 20u32)?,
-            redis_url,
+            redis_url: Secret::new(redis_url),
             redis_prefix: get("MERCATO_REDIS_PREFIX", "mercato:"),
             addr,
             leptos,
@@ -129,7 +132,7 @@ impl Config {
             cart_adds_per_sec: parse_num(&lookup, "MERCATO_CART_ADDS_PER_SEC", 5u32)?.max(1),
             cors_origins: parse_origins(&get("MERCATO_CORS_ORIGINS", "tauri://localhost"))?,
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,
-            meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()),
+            meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()).map(Secret::new),
             reservation_ttl: Duration::from_secs(parse_num(&lookup, "MERCATO_RESERVATION_TTL_SECS", 600u64)?.max(1)),
             sweep_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_SWEEP_INTERVAL_MS", 1000u64)?.max(10)),
             reconcile_interval: match parse_num(&lookup, "MERCATO_RECONCILE_SECS", 300u64)? {
@@ -139,14 +142,14 @@ impl Config {
             redis_breaker_cooldown: Duration::from_millis(parse_num(&lookup, "MERCATO_REDIS_BREAKER_COOLDOWN_MS", 1000u64)?.max(10)),
             checkout_recovery_after: Duration::from_secs(parse_num(&lookup, "MERCATO_CHECKOUT_RECOVERY_SECS", 60u64)?),
             stripe_api_base: parse_stripe_base(&get("STRIPE_API_BASE", "http://127.0.0.1:8420"))?,
-            stripe_secret_key: get("STRIPE_SECRET_KEY", "sk_test_mercato"),
+            stripe_secret_key: Secret::new(get("STRIPE_SECRET_KEY", "sk_test_mercato")),
         })
     }
 
     pub fn payment_settings(&self) -> shop::payments::Settings {
         shop::payments::Settings {
             api_base: self.stripe_api_base.clone(),
-            secret_key: self.stripe_secret_key.clone(),
+            secret_key: self.stripe_secret_key.expose().clone(),
             ..shop::payments::Settings::default()
         }
     }
@@ -163,15 +166,15 @@ impl Config {
     pub fn database_target(&self) -> String {
         format!(
             "{}:{}/{}",
-            self.database.get_host(),
-            self.database.get_port(),
-            self.database.get_database().unwrap_or("postgres")
+            self.database.expose().get_host(),
+            self.database.expose().get_port(),
+            self.database.expose().get_database().unwrap_or("postgres")
         )
     }
 
     /// The Redis URL without credentials, for messages and logs.
     pub fn redis_target(&self) -> String {
-        redact_url(&self.redis_url)
+        redact_url(self.redis_url.expose())
     }
 }
 
@@ -318,6 +321,27 @@ mod tests {
 
         let err = config(&[("MERCATO_MAX_BODY_BYTES", "lots")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_MAX_BODY_BYTES");
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://app:pg-hunter2@db:5432/mercato"),
+            ("REDIS_URL", "redis://:redis-hunter2@cache:6379/0"),
+            ("STRIPE_SECRET_KEY", "sk_live_stripe-hunter2"),
+            ("MEILI_URL", "http://127.0.0.1:7700"),
+            ("MEILI_KEY", "meili-hunter2"),
+        ])
+        .unwrap();
+        for printed in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(printed.contains("[redacted]"));
+        }
+        // Still there for the code that needs them.
+        assert_eq!(c.database.expose().get_host(), "db");
+        assert_eq!(c.stripe_secret_key.expose(), "sk_live_stripe-hunter2");
+        assert_eq!(c.meili_key.as_ref().map(|k| k.expose().as_str()), Some("meili-hunter2"));
+        assert_eq!(c.redis_target(), "redis://cache:6379/0");
     }
 
     #[test]

@@ -33,15 +33,15 @@ pub enum StartupError {
 
 /// Connects to PostgreSQL and Redis with clear errors.
 pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
-    let db = shop::db::connect(config.database.clone(), config.database_max_connections)
+    let db = shop::db::connect(config.database.expose().clone(), config.database_max_connections)
         .await
         .map_err(|e| StartupError::Postgres { target: config.database_target(), reason: one_line(&e) })?;
-    let kv = shop::kv::Kv::connect(&config.redis_url, config.redis_prefix.clone())
+    let kv = shop::kv::Kv::connect(config.redis_url.expose(), config.redis_prefix.clone())
         .await
         .map_err(|e| StartupError::Redis { target: config.redis_target(), reason: one_line(&e) })?;
     let search: std::sync::Arc<dyn shop::search::SearchBackend> = match &config.meili_url {
         Some(url) => std::sync::Arc::new(
-            shop::search::meili::MeiliBackend::connect(url, config.meili_key.as_deref())
+            shop::search::meili::MeiliBackend::connect(url, config.meili_key.as_ref().map(|k| k.expose().as_str()))
                 .await
                 .map_err(|e| StartupError::Meili { url: crate::config::redact_url(url), reason: one_line(&error_chain(&e)) })?,
         ),

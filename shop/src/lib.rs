@@ -17,6 +17,7 @@ pub mod orders;
 pub mod payments;
 pub mod ratelimit;
 pub mod search;
+pub mod secret;
 pub mod stats;
 
 pub use error::{Error, Result};
