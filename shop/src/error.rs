@@ -58,6 +58,9 @@ pub enum Dependency {
     Redis,
     Search,
     Payments,
+    /// Not an outside system: this process's bounded Argon2 capacity
+    /// (`accounts::password::Hashing`), full for longer than a caller may queue.
+    PasswordHashing,
 }
 
 impl Dependency {
@@ -67,6 +70,7 @@ impl Dependency {
             Dependency::Redis => "redis",
             Dependency::Search => "search",
             Dependency::Payments => "payments",
+            Dependency::PasswordHashing => "password_hashing",
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Shop {
     pub inventory_rt: Arc<inventory::Runtime>,
     /// The payment provider's client and circuit breaker.
     pub payments_rt: Arc<payments::Runtime>,
+    /// Sign-in limits and this process's bounded Argon2 slots.
+    pub accounts_rt: Arc<accounts::Runtime>,
 }
 
 impl Shop {
@@ -54,7 +56,14 @@ impl Shop {
             stats: Arc::new(stats::Stats::default()),
             inventory_rt: Arc::new(inventory::Runtime::new(inventory::Settings::default())),
             payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
+            accounts_rt: Arc::new(accounts::Runtime::new(accounts::Settings::default())),
         }
+    }
+
+    /// The same shop with other sign-in limits or Argon2 budget.
+    pub fn with_account_settings(mut self, settings: accounts::Settings) -> Self {
+        self.accounts_rt = Arc::new(accounts::Runtime::new(settings));
+        self
     }
 
     /// The same shop paying through another provider endpoint or key.

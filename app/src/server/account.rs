@@ -25,11 +25,16 @@ pub async fn get_account() -> Result<AccountState, ServerFnError> {
     Ok(AccountState { user, cart_items })
 }
 
+/// Signing in sets the session cookie, so it is a cookie write like any
+/// other: it must come from our own pages, or another site could sign a
+/// visitor in to the attacker's account (login CSRF) and watch what they do.
 #[server]
 pub async fn sign_in(email: String, password: String) -> Result<User, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
     let req = web::Request::read().await;
-    let signed = shop.accounts().login(&email, &password).await.map_err(super::to_client_error)?;
+    req.require_same_origin()?;
+    let ip = req.client_ip().await;
+    let signed = shop.accounts().login(&email, &password, &ip).await.map_err(sign_in_error)?;
     req.signed_in(&shop, &signed).await.map_err(super::to_client_error)?;
     Ok(signed.user)
 }
@@ -38,9 +43,29 @@ pub async fn sign_in(email: String, password: String) -> Result<User, ServerFnEr
 pub async fn register(name: String, email: String, password: String) -> Result<User, ServerFnError> {
     let shop = expect_context::<shop::Shop>();
     let req = web::Request::read().await;
-    let signed = shop.accounts().register(&email, &password, &name).await.map_err(super::to_client_error)?;
+    req.require_same_origin()?;
+    let ip = req.client_ip().await;
+    let signed = shop.accounts().register(&email, &password, &name, &ip).await.map_err(sign_in_error)?;
     req.signed_in(&shop, &signed).await.map_err(super::to_client_error)?;
     Ok(signed.user)
+}
+
+/// The status the API would answer (via `to_client_error`), with the
+/// shopper's words for a sign-in limit rather than the add-to-cart one.
+#[cfg(feature = "ssr")]
+fn sign_in_error(err: shop::Error) -> ServerFnError {
+    let wait = match &err {
+        shop::Error::RateLimited { retry_after } => Some(retry_after.as_secs().max(1)),
+        _ => None,
+    };
+    let client = super::to_client_error(err);
+    match wait {
+        Some(secs) => ServerFnError::new(format!(
+            "Too many attempts. Please wait {secs} second{} and try again.",
+            if secs == 1 { "" } else { "s" }
+        )),
+        None => client,
+    }
 }
 
 #[server]
@@ -175,16 +200,20 @@ pub(crate) mod web {
             if let Ok(Some((user, _))) = self.user(shop).await {
                 return format!("user:{}", user.id);
             }
-            let ip = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            format!("ip:{}", self.client_ip().await)
+        }
+
+        /// The connection's address, as the REST handlers see it (`server::http::auth::client_ip`).
+        pub async fn client_ip(&self) -> String {
+            leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .await
                 .map(|axum::extract::ConnectInfo(addr)| addr.ip().to_string())
-                .unwrap_or_else(|_| "unknown".into());
-            format!("ip:{ip}")
+                .unwrap_or_else(|_| "unknown".into())
         }
 
         /// After sign-in: session cookie, guest cart merged, guest cookie gone.
         pub async fn signed_in(&self, shop: &shop::Shop, signed: &shop::accounts::SignedIn) -> shop::Result<()> {
-            self.set_cookie(cookies::session_cookie(&signed.token, self.tls));
+            self.set_cookie(cookies::session_cookie(signed.token.expose(), self.tls));
             if let Some(guest) = self.cookie(cookies::GUEST_COOKIE).filter(|t| shop::accounts::session::well_formed(t)) {
                 shop.cart().merge_guest(&guest, signed.user.id).await?;
                 self.set_cookie(cookies::expired_cookie(cookies::GUEST_COOKIE, self.tls));

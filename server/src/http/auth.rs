@@ -7,10 +7,13 @@
 //! `Referer`, header names this host): that, with SameSite=Lax, is the CSRF
 //! defence, and it works for plain HTML forms without any token to embed.
 
-use axum::extract::{FromRef, FromRequestParts};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use model::{Role, User};
+use shop::secret::Secret;
 
 use super::error::ApiError;
 use crate::state::AppState;
@@ -44,12 +47,35 @@ pub fn same_origin(parts: &Parts) -> bool {
     shop::accounts::web::same_origin(get(header::HOST), get(header::ORIGIN), get(header::REFERER))
 }
 
-/// A signed-in user; 401 otherwise.
+/// A signed-in user; 401 otherwise. The token is a credential: `Debug`
+/// (a log line, a panic message) shows `[redacted]`.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user: User,
-    pub token: String,
+    pub token: Secret<String>,
     pub via: Via,
+}
+
+/// The client's address as this server saw the connection (no proxy
+/// headers are trusted), for per-address rate limits; `unknown` when the
+/// server runs without connection info.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The signed-in user if there is one; guests are `None`, not an error.
@@ -79,7 +105,7 @@ where
         if via == Via::Cookie && !safe && !same_origin(parts) {
             return Err(ApiError::Forbidden("cross-site request refused: send it from the shop's own pages"));
         }
-        Ok(MaybeAuthUser(Some(AuthUser { user, token, via })))
+        Ok(MaybeAuthUser(Some(AuthUser { user, token: Secret::new(token), via })))
     }
 }
 
@@ -176,4 +202,22 @@ pub fn guest_cookie(token: &str, headers: &HeaderMap) -> HeaderValue {
 
 pub fn clear_guest_cookie(headers: &HeaderMap) -> HeaderValue {
     header_value(shop::accounts::web::expired_cookie(GUEST_COOKIE, tls(headers)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let token = "ab".repeat(32);
+        let auth = AuthUser {
+            user: User { id: uuid::Uuid::nil(), email: "ada@example.com".into(), name: "Ada".into(), role: Role::Customer, seller_id: None },
+            token: Secret::new(token.clone()),
+            via: Via::Cookie,
+        };
+        let printed = format!("{auth:?} {:?}", MaybeAuthUser(Some(auth.clone())));
+        assert!(!printed.contains(&token), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
 }
