@@ -8,6 +8,8 @@ use server::startup::Application;
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
 
+use crate::stripe_fake::StrictStripe;
+
 static TRACING: Once = Once::new();
 
 /// Server logs stay quiet unless TEST_LOG is set.
@@ -168,21 +170,37 @@ impl LocalRedis {
 }
 
 /// A localstripe of the test's own (the fake Stripe API), so a test can stop
-/// the payment provider without disturbing any other test.
+/// the payment provider without disturbing any other test, behind the strict
+/// fake (`stripe_fake`) that enforces Stripe's idempotency rules localstripe
+/// ignores. Clients (`url()`, `settings()`) talk to the fake; `direct_url()`
+/// is plain localstripe, for tests whose point is localstripe itself and for
+/// reading what it holds.
 pub struct LocalStripe {
-    pub port: u16,
+    direct_port: u16,
     child: Option<Child>,
+    fake: StrictStripe,
 }
 
 impl LocalStripe {
     pub async fn start() -> LocalStripe {
-        let mut stripe = LocalStripe { port: unassigned_port(), child: None };
-        stripe.restart().await;
-        stripe
+        let direct_port = unassigned_port();
+        let child = Self::spawn(direct_port).await;
+        let fake = StrictStripe::start(&format!("http://127.0.0.1:{direct_port}")).await;
+        LocalStripe { direct_port, child: Some(child), fake }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.fake.url()
+    }
+
+    /// Plain localstripe, bypassing the fake.
+    pub fn direct_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.direct_port)
+    }
+
+    /// The strict fake: its counters, clock and fault injection.
+    pub fn fake(&self) -> &StrictStripe {
+        &self.fake
     }
 
     pub fn settings(&self) -> shop::payments::Settings {
@@ -199,43 +217,75 @@ impl LocalStripe {
         })
     }
 
-    pub async fn restart(&mut self) {
+    async fn spawn(port: u16) -> Child {
         let child = Command::new(Self::bin())
-            .args(["--port", &self.port.to_string(), "--from-scratch"])
+            .args(["--port", &port.to_string(), "--from-scratch"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("localstripe is installed (the README's test command installs it under target/tools)");
-        self.child = Some(child);
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            let probe = client.get(format!("{}/v1/payment_intents", self.url())).bearer_auth("sk_test_mercato").send().await;
+            let probe = client.get(format!("http://127.0.0.1:{port}/v1/payment_intents")).bearer_auth("sk_test_mercato").send().await;
             if probe.is_ok_and(|r| r.status().is_success()) {
-                return;
+                return child;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("localstripe did not start on port {}", self.port);
+        panic!("localstripe did not start on port {port}");
     }
 
+    /// Starts localstripe and the fake again. The fake keeps its keys (as
+    /// Stripe does); localstripe starts empty (`--from-scratch`: its store
+    /// file is shared by every instance on the machine).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.child = Some(Self::spawn(self.direct_port).await);
+        self.fake.restart().await;
+    }
+
+    /// Stops the fake (connections refused, open ones cut) and localstripe.
     pub async fn stop(&mut self) {
+        self.fake.stop().await;
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("localstripe stops");
         }
     }
 
-    /// Every PaymentIntent it holds, as JSON.
+    /// Every PaymentIntent localstripe holds, as JSON, read directly and
+    /// page by page (`starting_after`) until `has_more` is false.
     pub async fn intents(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/v1/payment_intents?limit=100", self.url()))
-            .bearer_auth("sk_test_mercato")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["data"].as_array().cloned().unwrap_or_default()
+        let client = reqwest::Client::new();
+        let mut intents: Vec<serde_json::Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut total = None;
+        loop {
+            let mut url = format!("{}/v1/payment_intents?limit=100", self.direct_url());
+            if let Some(last) = intents.last() {
+                url.push_str(&format!("&starting_after={}", last["id"].as_str().expect("an intent id")));
+            }
+            let page: serde_json::Value =
+                client.get(url).bearer_auth("sk_test_mercato").send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
+            total = total.or(page["total_count"].as_u64());
+            for intent in page["data"].as_array().expect("a list") {
+                // localstripe restarts from the top when `starting_after`
+                // names no intent: a repeat means paging went wrong.
+                assert!(seen.insert(intent["id"].to_string()), "PaymentIntent {} listed twice", intent["id"]);
+                intents.push(intent.clone());
+            }
+            if page["has_more"] != true {
+                break;
+            }
+        }
+        if let Some(total) = total {
+            assert_eq!(intents.len() as u64, total, "every page read");
+        }
+        intents
+    }
+
+    /// [`LocalStripe::intents`] by id, to match intents to orders.
+    pub async fn intents_by_id(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.intents().await.into_iter().map(|pi| (pi["id"].as_str().expect("an intent id").to_owned(), pi)).collect()
     }
 }

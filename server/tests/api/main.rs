@@ -4,6 +4,7 @@
 //! README's test command provides both). Set TEST_LOG=1 to see server logs.
 
 mod helpers;
+mod stripe_fake;
 
 mod errors;
 mod health;
