@@ -241,6 +241,19 @@ pub struct Drift {
     pub drift: i64,
 }
 
+/// A SKU whose Redis `held` did not match its live reservation records
+/// (a record lost or corrupted): rewritten, with its counter.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HeldDrift {
+    pub sku_id: Uuid,
+    /// What `inv:{sku}:held` said.
+    pub held: i64,
+    /// The units in live records, and what it says now.
+    pub expected: i64,
+    /// held - expected: positive means units were held by no one.
+    pub drift: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReconcileReport {
     /// SKUs in PostgreSQL.
@@ -248,16 +261,20 @@ pub struct ReconcileReport {
     /// SKUs whose counter is loaded (the others load lazily when needed).
     pub loaded: u64,
     pub corrected: Vec<Drift>,
+    pub held_corrected: Vec<HeldDrift>,
     pub took_ms: u64,
 }
 
 const BATCH: i64 = 1_000;
 
-/// Walks every SKU in batches; within a batch the rows are locked FOR
+/// First rebuilds `held` where it disagrees with the live records (the
+/// counter walk computes from `held`, so it must be right first), then
+/// walks every SKU in batches; within a batch the rows are locked FOR
 /// SHARE, so the comparison is exact even with confirmations in flight.
 pub(crate) async fn reconcile(shop: &Shop) -> Result<ReconcileReport> {
     let mut report = ReconcileReport::default();
     let started = Instant::now();
+    report.held_corrected = rebuild_held(shop).await?;
     walk(shop, Mode::Fix, |synced| {
         report.checked += synced.len() as u64;
         for s in synced {
@@ -271,8 +288,69 @@ pub(crate) async fn reconcile(shop: &Shop) -> Result<ReconcileReport> {
     })
     .await?;
     report.took_ms = started.elapsed().as_millis() as u64;
-    Stats::add(&shop.stats.inventory.drift_corrected, report.corrected.len() as u64);
+    Stats::add(&shop.stats.inventory.drift_corrected, (report.corrected.len() + report.held_corrected.len()) as u64);
     Ok(report)
+}
+
+/// Rewrites `held` (and the counter with it) for every SKU whose `held`
+/// is not the sum of its live records. Finding them scans the records once
+/// and writes nothing; only the SKUs found are then locked FOR SHARE and
+/// rewritten by a second scan, atomic with the write, so a reservation or
+/// confirmation in between cannot make the figure stale.
+async fn rebuild_held(shop: &Shop) -> Result<Vec<HeldDrift>> {
+    // The records name every SKU they hold; a SKU with `held` above zero
+    // and no live record is found only by asking each SKU's `held`.
+    let mut candidates = Vec::new();
+    let mut after = Uuid::nil();
+    loop {
+        let skus: Vec<Uuid> = sqlx::query_scalar("SELECT sku_id FROM inventory WHERE sku_id > $1 ORDER BY sku_id LIMIT $2")
+            .bind(after)
+            .bind(BATCH)
+            .fetch_all(&shop.db)
+            .await?;
+        let Some(last) = skus.last() else { break };
+        after = *last;
+        let keys: Vec<String> = skus.iter().map(|s| shop.kv.key(&format!("inv:{{{s}}}:held"))).collect();
+        let held: Vec<Option<i64>> = redis::cmd("MGET").arg(&keys).query_async(&mut shop.kv.conn()).await?;
+        candidates.extend(skus.iter().zip(held).filter(|(_, h)| h.unwrap_or(0) != 0).map(|(s, _)| *s));
+        if (skus.len() as i64) < BATCH {
+            break;
+        }
+    }
+    let mut call = scripts::HELD_DRIFT.prepare_invoke();
+    call.arg(shop.kv.prefix());
+    for sku in &candidates {
+        call.arg(sku.to_string());
+    }
+    let found: Vec<String> = call.invoke_async(&mut shop.kv.conn()).await?;
+    let mut drifted: Vec<Uuid> = found.chunks(3).filter_map(|t| Uuid::try_parse(&t[0]).ok()).collect();
+    if drifted.is_empty() {
+        return Ok(Vec::new());
+    }
+    drifted.sort();
+    let mut corrected = Vec::new();
+    for batch in drifted.chunks(BATCH as usize) {
+        let mut tx = shop.db.begin().await?;
+        let truth = truth_locked(&mut tx, batch).await?;
+        if truth.is_empty() {
+            continue;
+        }
+        let mut call = scripts::REBUILD_HELD.prepare_invoke();
+        call.arg(shop.kv.prefix());
+        for t in &truth {
+            call.arg(t.sku.to_string()).arg(t.available).arg(t.shards);
+        }
+        let reply: Vec<String> = call.invoke_async(&mut shop.kv.conn()).await?;
+        tx.commit().await?;
+        for (t, four) in truth.iter().zip(reply.chunks(4)) {
+            let (held, expected) = (four[0].parse().unwrap_or(0), four[1].parse().unwrap_or(0));
+            if held != expected {
+                tracing::warn!(sku = %t.sku, held, expected, counter_was = %four[2], counter_now = %four[3], "inventory held units drifted from the live reservations; corrected");
+                corrected.push(HeldDrift { sku_id: t.sku, held, expected, drift: held - expected });
+            }
+        }
+    }
+    Ok(corrected)
 }
 
 pub(crate) async fn preload(shop: &Shop) -> Result<u64> {

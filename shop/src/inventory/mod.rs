@@ -37,7 +37,7 @@ use crate::stats::Stats;
 use crate::{Error, Result, Shop};
 
 pub use confirm::Confirmation;
-pub use counters::{Drift, ReconcileReport};
+pub use counters::{Drift, HeldDrift, ReconcileReport};
 pub use stock::{SellerScope, SkuStockRow, SkuStockPage};
 
 /// Most lines one reservation may hold, and most units per line: a cart is
@@ -397,8 +397,9 @@ impl<'a> Inventory<'a> {
         Ok(report)
     }
 
-    /// Compares every loaded counter with PostgreSQL minus live
-    /// reservations and rewrites the ones that drifted.
+    /// Rebuilds each SKU's `held` from the live reservation records, then
+    /// compares every loaded counter with PostgreSQL minus live
+    /// reservations, and rewrites whatever drifted.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         counters::reconcile(self.shop).await
     }

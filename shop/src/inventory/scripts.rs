@@ -316,3 +316,97 @@ return 1
 "#
     ))
 });
+
+/// Sums, per SKU, the units of the live reservation records (listed in
+/// `inv:res:due`, state held or confirming): what `held` must say. Scanning
+/// inside the script makes the sum exact against reservations in flight,
+/// since every script that moves `held` also moves a record.
+macro_rules! live_held {
+    () => {
+        r#"
+local function live_held(wanted)
+  local sums = {}
+  for _, token in ipairs(redis.call('ZRANGE', DUE, 0, -1)) do
+    local rec = redis.call('HMGET', record_key(token), 'state', 'lines')
+    if (rec[1] == 'held' or rec[1] == 'confirming') and rec[2] then
+      each_part(rec[2], function(sku, shard, qty)
+        if wanted == nil or wanted[sku] then sums[sku] = (sums[sku] or 0) + qty end
+      end)
+    end
+  end
+  return sums
+end
+local function held_of(sku) return tonumber(redis.call('GET', held_key(sku)) or '0') end
+"#
+    };
+}
+
+/// Finds SKUs whose `held` disagrees with their live records, writing
+/// nothing (so it needs no row locks). ARGV: prefix, then SKUs whose `held`
+/// is non-zero (SKUs named in records are found by the scan).
+/// → (sku, held, live) triples for the SKUs that disagree.
+pub static HELD_DRIFT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        live_held!(),
+        r#"
+local sums = live_held(nil)
+local seen, out = {}, {}
+local function check(sku)
+  if seen[sku] then return end
+  seen[sku] = true
+  local held, live = held_of(sku), sums[sku] or 0
+  if held ~= live then
+    out[#out + 1] = sku
+    out[#out + 1] = tostring(held)
+    out[#out + 1] = tostring(live)
+  end
+end
+for i = 2, #ARGV do check(ARGV[i]) end
+for sku, _ in pairs(sums) do check(sku) end
+return out
+"#
+    ))
+});
+
+/// Where `held` differs from the live records, rewrites it and the counter
+/// (PostgreSQL's figure minus the new `held`), as `SYNC`'s `fix` does: the caller holds the rows
+/// FOR SHARE. ARGV: prefix, then (sku, pg_available, shards) triples.
+/// → per SKU: held before, held after, counter before ('n': not loaded),
+///   counter after.
+pub static REBUILD_HELD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        live_held!(),
+        r#"
+local wanted = {}
+for i = 2, #ARGV, 3 do wanted[ARGV[i]] = true end
+local sums = live_held(wanted)
+local out = {}
+for i = 2, #ARGV, 3 do
+  local sku, pg, want = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if want <= 1 then want = 0 end
+  local before, live = held_of(sku), sums[sku] or 0
+  local keys = layout(sku)
+  local sum = total(keys)
+  local after = sum
+  -- Settled meanwhile (another process's reconciliation): leave it to the
+  -- counter walk, which reports any counter drift of its own.
+  if before ~= live then
+    redis.call('SET', held_key(sku), live)
+    if sum then
+      for _, k in ipairs(keys) do redis.call('DEL', k) end
+      if want == 0 then redis.call('DEL', config_key(sku)) else redis.call('SET', config_key(sku), want) end
+      write_total(layout(sku), pg - live)
+      after = pg - live
+    end
+  end
+  out[#out + 1] = tostring(before)
+  out[#out + 1] = tostring(live)
+  out[#out + 1] = sum and tostring(sum) or 'n'
+  out[#out + 1] = after and tostring(after) or 'n'
+end
+return out
+"#
+    ))
+});
