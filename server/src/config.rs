@@ -149,7 +149,7 @@ impl Config {
     pub fn payment_settings(&self) -> shop::payments::Settings {
         shop::payments::Settings {
             api_base: self.stripe_api_base.clone(),
-            secret_key: self.stripe_secret_key.expose().clone(),
+            secret_key: self.stripe_secret_key.clone(),
             ..shop::payments::Settings::default()
         }
     }
@@ -213,13 +213,22 @@ fn parse_origins(raw: &str) -> Result<Vec<axum::http::HeaderValue>, ConfigError>
 }
 
 fn parse_stripe_base(raw: &str) -> Result<String, ConfigError> {
-    if raw.starts_with("http://") || raw.starts_with("https://") {
+    if raw.starts_with("https://") {
+        // The payment client is built without a TLS stack: accepting an
+        // https URL here would fail on the first checkout instead of now.
+        return Err(ConfigError {
+            var: "STRIPE_API_BASE",
+            problem: format!("is an https URL ({raw}), but this build's payment client speaks plain http only"),
+            hint: "point it at an http provider (localstripe: http://127.0.0.1:8420); TLS to Stripe itself is not built in yet".into(),
+        });
+    }
+    if raw.starts_with("http://") {
         return Ok(raw.trim_end_matches('/').to_owned());
     }
     Err(ConfigError {
         var: "STRIPE_API_BASE",
         problem: format!("is not an http(s) URL: {raw:?}"),
-        hint: "use https://api.stripe.com, or http://127.0.0.1:8420 for localstripe".into(),
+        hint: "use an http URL, e.g. http://127.0.0.1:8420 for localstripe".into(),
     })
 }
 
@@ -315,6 +324,13 @@ mod tests {
             config(&[("MEILI_URL", "http://127.0.0.1:7700/")]).unwrap().meili_url.as_deref(),
             Some("http://127.0.0.1:7700")
         );
+
+        // No TLS in the payment client: an https provider is refused at
+        // startup, not on the first checkout.
+        let err = config(&[("STRIPE_API_BASE", "https://api.stripe.com")]).unwrap_err();
+        assert_eq!(err.var, "STRIPE_API_BASE");
+        assert!(err.to_string().contains("plain http only"), "{err}");
+        assert_eq!(config(&[("STRIPE_API_BASE", "http://127.0.0.1:8420/")]).unwrap().stripe_api_base, "http://127.0.0.1:8420");
 
         let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_ADDR");

@@ -1,7 +1,12 @@
 //! A circuit breaker: after `threshold` consecutive failures a dependency is
 //! left alone for `cooldown`, then one caller at a time may probe it
 //! (half-open) while everyone else keeps taking the fallback. Inventory uses
-//! it for Redis; payments will use it for the provider.
+//! it for Redis; payments use it for the provider.
+//!
+//! A probe that never reports (its request was dropped: the client went
+//! away, a request timeout fired) must not leave the breaker half-open for
+//! ever, refusing everyone: after `probe_deadline` the next caller becomes
+//! the probe instead.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -36,7 +41,13 @@ pub struct Breaker {
     failures: AtomicU32,
     /// Milliseconds since `epoch` when the breaker last opened.
     opened_at: AtomicU64,
+    /// Milliseconds since `epoch` when the current probe was handed out.
+    probe_at: AtomicU64,
+    probe_deadline: Duration,
     epoch: Instant,
+    /// Added to the clock: lets the unit tests move time without sleeping.
+    #[cfg(test)]
+    skew_ms: AtomicU64,
     /// How many times the breaker has opened, for /metrics.
     pub trips: AtomicU64,
 }
@@ -53,6 +64,10 @@ pub enum Permit {
 }
 
 impl Breaker {
+    /// The default probe deadline: longer than any single call we make
+    /// (payments time out after 8 s), so a live probe is never doubled.
+    pub const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
@@ -60,9 +75,19 @@ impl Breaker {
             state: AtomicU8::new(CLOSED),
             failures: AtomicU32::new(0),
             opened_at: AtomicU64::new(0),
+            probe_at: AtomicU64::new(0),
+            probe_deadline: Self::PROBE_DEADLINE,
             epoch: Instant::now(),
+            #[cfg(test)]
+            skew_ms: AtomicU64::new(0),
             trips: AtomicU64::new(0),
         }
+    }
+
+    /// How long a probe may stay unanswered before another caller probes.
+    pub fn with_probe_deadline(mut self, deadline: Duration) -> Self {
+        self.probe_deadline = deadline;
+        self
     }
 
     pub fn state(&self) -> State {
@@ -85,12 +110,24 @@ impl Breaker {
                 let due = since >= self.cooldown.as_millis() as u64;
                 // Only the caller that flips open → half-open probes.
                 if due && self.state.compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    self.probe_at.store(self.now_ms(), Ordering::Release);
                     Permit::Probe
                 } else {
                     Permit::Refuse
                 }
             }
-            _ => Permit::Refuse,
+            _ => {
+                // A probe past its deadline was lost: hand the probe to this
+                // caller (one caller wins the swap of the probe's start time).
+                let started = self.probe_at.load(Ordering::Acquire);
+                let now = self.now_ms();
+                let lost = now.saturating_sub(started) >= self.probe_deadline.as_millis() as u64;
+                if lost && self.probe_at.compare_exchange(started, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    Permit::Probe
+                } else {
+                    Permit::Refuse
+                }
+            }
         }
     }
 
@@ -131,7 +168,15 @@ impl Breaker {
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        let now = self.epoch.elapsed().as_millis() as u64;
+        #[cfg(test)]
+        let now = now + self.skew_ms.load(Ordering::Acquire);
+        now
+    }
+
+    #[cfg(test)]
+    fn advance(&self, by: Duration) {
+        self.skew_ms.fetch_add(by.as_millis() as u64, Ordering::AcqRel);
     }
 }
 
@@ -148,16 +193,32 @@ mod tests {
         b.failure();
         assert_eq!(b.state(), State::Open);
         assert_eq!(b.permit(), Permit::Refuse);
-        std::thread::sleep(Duration::from_millis(40));
+        b.advance(Duration::from_millis(40));
         assert_eq!(b.permit(), Permit::Probe);
         assert_eq!(b.permit(), Permit::Refuse, "only one probe at a time");
         b.failure();
         assert_eq!(b.state(), State::Open, "a failed probe reopens at once");
-        std::thread::sleep(Duration::from_millis(40));
+        b.advance(Duration::from_millis(40));
         assert_eq!(b.permit(), Permit::Probe);
         b.success();
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.trips.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_replaced_after_its_deadline() {
+        let b = Breaker::new(1, Duration::from_millis(30)).with_probe_deadline(Duration::from_secs(5));
+        b.failure();
+        b.advance(Duration::from_millis(40));
+        assert_eq!(b.permit(), Permit::Probe);
+        // That caller's request is dropped: it never says success or failure.
+        b.advance(Duration::from_millis(4_900));
+        assert_eq!(b.permit(), Permit::Refuse, "the probe still has time");
+        b.advance(Duration::from_millis(200));
+        assert_eq!(b.permit(), Permit::Probe, "a lost probe is handed to the next caller");
+        assert_eq!(b.permit(), Permit::Refuse, "and to one caller only");
+        b.success();
+        assert_eq!((b.state(), b.permit()), (State::Closed, Permit::Go));
     }
 
     #[test]
@@ -175,7 +236,7 @@ mod tests {
         b.failure();
         b.success();
         assert_eq!(b.state(), State::Open, "a late success from before the trip");
-        std::thread::sleep(Duration::from_millis(40));
+        b.advance(Duration::from_millis(40));
         assert_eq!(b.permit(), Permit::Probe);
         b.success();
         assert_eq!(b.state(), State::Closed);

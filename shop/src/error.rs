@@ -95,6 +95,13 @@ impl From<sqlx::Error> for Error {
                     source: Box::new(err),
                 }
             }
+            // A lock wait or a statement past the pool's timeouts
+            // (`db::Timeouts`): the database is too busy right now, retry.
+            sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("55P03" | "57014")) => Error::Unavailable {
+                dependency: Dependency::Postgres,
+                retry_after: Duration::from_secs(2),
+                source: Box::new(err),
+            },
             other => Error::Internal(Box::new(other)),
         }
     }

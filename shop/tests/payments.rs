@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use shop::breaker::State;
-use shop::payments::{Payments, Runtime, Settings};
+use shop::payments::{NewIntent, Payments, Runtime, Settings};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -25,12 +25,16 @@ fn intent(id: &str, status: &str) -> serde_json::Value {
     json!({ "id": id, "object": "payment_intent", "status": status, "amount": 2500, "currency": "usd" })
 }
 
+fn new_intent<'a>(order_id: uuid::Uuid, payment_method: &'a str) -> NewIntent<'a> {
+    NewIntent { order_id, amount_cents: 2500, currency: "USD", payment_method, checkout_key: "customer-key" }
+}
+
 fn form(request: &Request) -> Vec<(String, String)> {
     url::form_urlencoded::parse(&request.body).into_owned().collect()
 }
 
 #[tokio::test]
-async fn authorizing_creates_a_manual_capture_intent_and_confirms_it_with_derived_keys() {
+async fn authorizing_creates_a_manual_capture_intent_and_confirms_it_with_per_operation_keys() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).and(path("/v1/payment_intents")).and(header("authorization", "Bearer sk_test_fake"))
         .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_1", "requires_confirmation")))
@@ -39,16 +43,20 @@ async fn authorizing_creates_a_manual_capture_intent_and_confirms_it_with_derive
         .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_1", "requires_capture")))
         .expect(1).mount(&server).await;
     let rt = runtime(&server, Duration::from_secs(8));
-    let pi = Payments::new(&rt).authorize("key-1", 2500, "USD", "pm_card_visa", "order-1").await.unwrap();
+    let order = uuid::Uuid::now_v7();
+    let pi = Payments::new(&rt).authorize(&new_intent(order, "pm_card_visa")).await.unwrap();
     assert_eq!((pi.id.as_str(), pi.status.as_str()), ("pi_1", "requires_capture"));
 
     let requests = server.received_requests().await.unwrap();
     let create = form(&requests[0]);
-    for pair in [("amount", "2500"), ("currency", "usd"), ("payment_method", "pm_card_visa"), ("capture_method", "manual"), ("metadata[order_id]", "order-1")] {
+    let order_id = order.to_string();
+    for pair in [("amount", "2500"), ("currency", "usd"), ("payment_method", "pm_card_visa"), ("capture_method", "manual"), ("metadata[order_id]", order_id.as_str()), ("metadata[idempotency_key]", "customer-key")] {
         assert!(create.contains(&(pair.0.to_owned(), pair.1.to_owned())), "{pair:?} in {create:?}");
     }
     let keys: Vec<&str> = requests.iter().map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap()).collect();
-    assert_eq!(keys, vec!["key-1:create", "key-1:confirm"], "every call carries the order's key");
+    // Keys name the operation (this attempt's order, then the intent), never
+    // the customer's checkout key, which is only unique per customer.
+    assert_eq!(keys, vec![format!("{order}:create"), "pi_1:confirm".to_owned()]);
 }
 
 #[tokio::test]
@@ -65,7 +73,7 @@ async fn a_declined_card_is_a_402_with_the_decline_code_and_its_intent_is_cancel
         .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_2", "canceled")))
         .expect(1).mount(&server).await;
     let rt = runtime(&server, Duration::from_secs(8));
-    match Payments::new(&rt).authorize("key-2", 2500, "usd", "pm_card_chargeDeclined", "order-2").await {
+    match Payments::new(&rt).authorize(&new_intent(uuid::Uuid::now_v7(), "pm_card_chargeDeclined")).await {
         Err(shop::Error::PaymentDeclined { decline_code, message }) => {
             assert_eq!(decline_code, "insufficient_funds");
             assert_eq!(message, "Your card has insufficient funds.");
@@ -102,8 +110,15 @@ async fn timeouts_and_failures_open_the_breaker_and_a_probe_closes_it() {
     Mock::given(method("GET")).and(path("/v1/payment_intents/pi_ok"))
         .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_ok", "requires_capture")))
         .mount(&server).await;
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(payments.retrieve("pi_ok").await.unwrap().id, "pi_ok");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let probed = loop {
+        match payments.retrieve("pi_ok").await {
+            Ok(pi) => break pi,
+            Err(shop::Error::Unavailable { .. }) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => panic!("the probe after the cooldown should go through: {err:?}"),
+        }
+    };
+    assert_eq!(probed.id, "pi_ok");
     assert_eq!(rt.breaker.state(), State::Closed);
 
     // 5xx answers count as failures too.
@@ -111,7 +126,7 @@ async fn timeouts_and_failures_open_the_breaker_and_a_probe_closes_it() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&server).await;
     for _ in 0..5 {
-        assert!(matches!(payments.capture("pi_x", "k").await, Err(shop::Error::Unavailable { .. })));
+        assert!(matches!(payments.capture("pi_x").await, Err(shop::Error::Unavailable { .. })));
     }
     assert_eq!(rt.breaker.state(), State::Open);
     assert_eq!(rt.breaker.trips.load(std::sync::atomic::Ordering::Relaxed), 2);
@@ -120,6 +135,30 @@ async fn timeouts_and_failures_open_the_breaker_and_a_probe_closes_it() {
 #[tokio::test]
 async fn an_unreachable_provider_is_unavailable_not_a_500() {
     let rt = Runtime::new(Settings { api_base: "http://127.0.0.1:9".into(), ..Settings::default() });
-    let err = Payments::new(&rt).authorize("k", 100, "usd", "pm_card_visa", "o").await.unwrap_err();
+    let err = Payments::new(&rt).authorize(&new_intent(uuid::Uuid::now_v7(), "pm_card_visa")).await.unwrap_err();
     assert!(matches!(err, shop::Error::Unavailable { dependency: shop::error::Dependency::Payments, .. }), "{err:?}");
+}
+
+/// 3-D Secure is not supported yet: a card that asks for it is refused in
+/// words and its intent cancelled, never reported as the bank's decline.
+#[tokio::test]
+async fn a_card_asking_for_3d_secure_is_refused_in_words_not_as_a_decline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_3ds", "requires_confirmation")))
+        .mount(&server).await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_3ds/confirm"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_3ds", "requires_action")))
+        .mount(&server).await;
+    Mock::given(method("POST")).and(path("/v1/payment_intents/pi_3ds/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent("pi_3ds", "canceled")))
+        .expect(1).mount(&server).await;
+    let rt = runtime(&server, Duration::from_secs(8));
+    match Payments::new(&rt).authorize(&new_intent(uuid::Uuid::now_v7(), "pm_card_threeDSecure2Required")).await {
+        Err(shop::Error::Rejected { code, message }) => {
+            assert_eq!(code, "authentication_required");
+            assert!(message.contains("3-D Secure") && message.contains("nothing was charged"), "{message}");
+        }
+        other => panic!("expected a refusal in words, got {other:?}"),
+    }
 }

@@ -23,8 +23,14 @@ pub async fn recover(shop: shop::Shop, every: Duration, older_than: Duration) {
             }
         }
         match shop.checkout().recover(older_than).await {
-            Ok(report) if report.recovered > 0 => {
-                tracing::warn!(recovered = report.recovered, voided = report.voided, "half-way checkouts recovered");
+            Ok(report) if report.recovered + report.failed + report.cancels_finished > 0 => {
+                tracing::warn!(
+                    recovered = report.recovered,
+                    voided = report.voided,
+                    failed = report.failed,
+                    cancels_finished = report.cancels_finished,
+                    "half-way checkouts and cancels recovered"
+                );
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "checkout recovery failed; retrying next interval"),

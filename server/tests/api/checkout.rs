@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{LocalStripe, TestApp};
+use crate::stripe_fake::Fault;
 
 struct Shop {
     app: TestApp,
@@ -377,4 +378,274 @@ async fn keys_are_pruned_after_a_day_and_a_late_replay_still_finds_its_order(db:
     // The declined key's answer is gone: it runs again (and is declined again).
     let (status, again) = checkout(&s.app, &token, &declined_key, &body("pm_card_chargeCustomerFail")).await;
     assert_eq!((status, again["error"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("payment_declined")));
+}
+
+/// A price change whose cache drop a racing reader undid: PostgreSQL has the
+/// new price while the `sku:{id}` cache still has the old one. The order
+/// transaction reads the price from PostgreSQL, so the order is refused (and
+/// its authorization voided) instead of charged at the cached price; the
+/// stale entry is dropped, and agreeing to the new total places the order
+/// at it.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_price_changed_behind_the_cache_is_refused_never_charged(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 2).await.remove(0);
+    let old: i64 = sqlx::query_scalar("SELECT price_cents FROM skus WHERE id = $1").bind(s.sku).fetch_one(&s.app.shop.db).await.unwrap();
+    sqlx::query("UPDATE skus SET price_cents = price_cents + 700 WHERE id = $1").bind(s.sku).execute(&s.app.shop.db).await.unwrap();
+    let (_, cart) = get(&s.app, &token, "/api/v1/cart").await;
+    assert_eq!(cart["lines"][0]["current_unit_cents"], old, "the cache still says the old price");
+
+    let (status, answer) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("price_changed")), "{answer}");
+    assert_eq!(answer["total_cents"], 2 * (old + 700));
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(orders, 0);
+    assert_eq!(authorized(&s.stripe.intents().await), 0, "the authorization at the old price was voided");
+    assert_eq!(stock(&s.app, s.sku).await, (5, 0, 0, 5), "and the units released");
+
+    let (_, cart) = get(&s.app, &token, "/api/v1/cart").await;
+    assert_eq!(cart["lines"][0]["current_unit_cents"], old + 700, "the stale cache entry was dropped");
+    let mut agreed = body("pm_card_visa");
+    agreed["expected_total_cents"] = json!(2 * (old + 700));
+    let (status, placed) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &agreed).await;
+    assert_eq!((status, placed["total_cents"].as_i64()), (StatusCode::CREATED, Some(2 * (old + 700))), "{placed}");
+    let unit: i64 = sqlx::query_scalar("SELECT unit_cents FROM order_items").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(unit, old + 700);
+}
+
+/// A dead checkout, as a crashed process leaves it: a claim `started` long
+/// ago with its reservation and (maybe) an authorization.
+async fn dead_checkout(app: &TestApp, sku: Uuid, payment_id: Option<String>, age_secs: i32) -> (Uuid, Uuid, Option<String>) {
+    let token = app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+    let user = app.shop.accounts().authenticate(&token).await.unwrap().unwrap().id;
+    let reservation = Uuid::new_v4();
+    app.shop.inventory().reserve(reservation, &[shop::inventory::Line { sku_id: sku, quantity: 1 }], None).await.unwrap();
+    let order_id = Uuid::now_v7();
+    let payment_id = match payment_id {
+        Some(id) => Some(id),
+        None => {
+            let intent = shop::payments::NewIntent { order_id, amount_cents: 1_000, currency: "EUR", payment_method: "pm_card_visa", checkout_key: "k" };
+            Some(app.shop.payments().authorize(&intent).await.unwrap().id)
+        }
+    };
+    sqlx::query(
+        "INSERT INTO checkout_requests (user_id, idempotency_key, request_hash, order_id, reservation_token, payment_id, updated_at) \
+         VALUES ($1, 'k', 'h', $2, $3, $4, now() - make_interval(secs => $5))",
+    )
+    .bind(user)
+    .bind(order_id)
+    .bind(reservation)
+    .bind(&payment_id)
+    .bind(f64::from(age_secs))
+    .execute(&app.shop.db)
+    .await
+    .unwrap();
+    (user, order_id, payment_id)
+}
+
+/// Recovery takes the oldest dead checkout first. One whose void always
+/// fails (the provider does not know its intent) must not block the others:
+/// it backs off, keeps its error, and the rest are voided and released.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_claim_whose_void_always_fails_backs_off_and_lets_the_others_through(db: PgPool) {
+    let s = shop_with(db, 20).await;
+    // The server's own recovery worker waits 60 s; these are 2-10 s old, so
+    // only the passes below touch them.
+    let (poison_user, _, _) = dead_checkout(&s.app, s.sku, Some("pi_unknown_to_the_provider".into()), 10).await;
+    let mut good = Vec::new();
+    for age in [5, 4, 3] {
+        good.push(dead_checkout(&s.app, s.sku, None, age).await);
+    }
+    assert_eq!(stock(&s.app, s.sku).await.3, 16);
+
+    let checkout = s.app.shop.checkout();
+    let report = checkout.recover(std::time::Duration::from_secs(1)).await.unwrap();
+    assert_eq!((report.recovered, report.voided, report.failed), (3, 3, 1), "{report:?}");
+    let intents = s.stripe.intents().await;
+    for (_, order_id, payment_id) in &good {
+        let pi = intents.iter().find(|pi| pi["id"].as_str() == payment_id.as_deref()).expect("the intent exists");
+        assert_eq!(pi["status"], "canceled", "order {order_id}: voided");
+    }
+    assert_eq!(stock(&s.app, s.sku).await.3, 19, "three holds released, the poison's kept");
+    let claims: Vec<(Uuid, String, i32, Option<String>, bool)> = sqlx::query_as(
+        "SELECT user_id, state, recovery_attempts, last_error, next_attempt_at > now() + interval '3 seconds' FROM checkout_requests",
+    )
+    .fetch_all(&s.app.shop.db)
+    .await
+    .unwrap();
+    assert_eq!(claims.len(), 1, "only the poison claim is left");
+    let (user, state, attempts, error, backing_off) = &claims[0];
+    assert_eq!((user, state.as_str(), *attempts, *backing_off), (&poison_user, "recovering", 1, true));
+    assert!(error.as_deref().is_some_and(|e| !e.is_empty()), "its error is kept");
+
+    // Straight away it is left alone; once its back-off is over it is tried
+    // again, and on failing again waits longer.
+    assert_eq!(checkout.recover(std::time::Duration::from_secs(1)).await.unwrap().failed, 0);
+    sqlx::query("UPDATE checkout_requests SET next_attempt_at = now() - interval '1 second'").execute(&s.app.shop.db).await.unwrap();
+    assert_eq!(checkout.recover(std::time::Duration::from_secs(1)).await.unwrap().failed, 1);
+    let (attempts, wait): (i32, f64) =
+        sqlx::query_as("SELECT recovery_attempts, extract(epoch FROM next_attempt_at - now())::float8 FROM checkout_requests").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(attempts, 2);
+    assert!(wait > 8.0, "the back-off doubled: {wait} s");
+}
+
+/// The provider authorized but its answer was lost (our failure, as far as
+/// the customer knows): the authorization is voided and the key freed. The
+/// customer's retry with the same key is a new attempt with a new order id,
+/// so its provider keys are new too: under Stripe's rules (the strict fake)
+/// a key derived from the customer's would be reused with other parameters
+/// and refused for a day.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_retry_after_a_lost_authorization_answer_gets_new_provider_keys(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let key = Uuid::new_v4().to_string();
+    s.stripe.fake().fail_next(("POST", "/confirm"), Fault::LoseResponse);
+    let (status, answer) = checkout(&s.app, &token, &key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    let intents = s.stripe.intents().await;
+    assert_eq!((intents.len(), authorized(&intents)), (1, 0), "the lost authorization was voided");
+
+    let (status, answer) = checkout(&s.app, &token, &key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(s.stripe.fake().counters().idempotency_errors(), 0, "no provider key was reused with other parameters");
+    let payment: String = sqlx::query_scalar("SELECT payment_id FROM orders").fetch_one(&s.app.shop.db).await.unwrap();
+    let by_id = s.stripe.intents_by_id().await;
+    assert_eq!(by_id[&payment]["status"], "requires_capture", "the order's own intent is the authorized one");
+    assert_eq!(authorized(&by_id.into_values().collect::<Vec<_>>()), 1);
+}
+
+/// Checkout keys are only unique per customer: two customers who happen to
+/// send the same one must each get their own payment.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn two_customers_with_the_same_checkout_key_each_pay_for_their_own_order(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let tokens = customers(&s.app, 2, s.sku, 1).await;
+    let key = "order-1";
+    for token in &tokens {
+        let (status, answer) = checkout(&s.app, token, key, &body("pm_card_visa")).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let payments: Vec<String> = sqlx::query_scalar("SELECT payment_id FROM orders").fetch_all(&s.app.shop.db).await.unwrap();
+    let by_id = s.stripe.intents_by_id().await;
+    assert_eq!(payments.len(), 2);
+    assert_ne!(payments[0], payments[1]);
+    for payment in &payments {
+        assert_eq!(by_id[payment]["status"], "requires_capture");
+    }
+    assert_eq!(s.stripe.fake().counters().idempotency_errors(), 0);
+}
+
+/// The card is authorized, then PostgreSQL cannot honour the hold (a
+/// counter that had drifted high), and the void fails: the customer is told
+/// it is sold out, but the claim must not become a stored answer, or
+/// nothing would ever void that authorization. Recovery does.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_refusal_after_authorization_whose_void_fails_is_left_for_recovery(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    // The counter still says 5; PostgreSQL has none.
+    sqlx::query("UPDATE inventory SET stock_count = 0 WHERE sku_id = $1").bind(s.sku).execute(&s.app.shop.db).await.unwrap();
+    // The void reads the intent first: that read fails once.
+    s.stripe.fake().fail_next(("GET", "/v1/payment_intents/pi_"), Fault::Status(500));
+    let (status, answer) = checkout(&s.app, &token, &Uuid::new_v4().to_string(), &body("pm_card_visa")).await;
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("out_of_stock")), "{answer}");
+    let payment: String = sqlx::query_scalar("SELECT payment_id FROM checkout_requests WHERE state = 'started'")
+        .fetch_one(&s.app.shop.db)
+        .await
+        .expect("the claim stays open with its payment");
+    assert_eq!(s.stripe.intents_by_id().await[&payment]["status"], "requires_capture", "still authorized");
+
+    let report = s.app.shop.checkout().recover(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!((report.recovered, report.voided), (1, 1), "{report:?}");
+    assert_eq!(s.stripe.intents_by_id().await[&payment]["status"], "canceled");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM checkout_requests").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(open, 0);
+}
+
+/// A reservation that runs out while we are slow (here: the authorization
+/// takes long and the hold is gone meanwhile) is our failure, not the
+/// customer's: the key is not spent on it, and the retry places the order.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_reservation_that_expired_while_we_were_slow_does_not_spend_the_key(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let token = customers(&s.app, 1, s.sku, 1).await.remove(0);
+    let key = Uuid::new_v4().to_string();
+    s.stripe.fake().fail_next(("POST", "/confirm"), Fault::Delay(std::time::Duration::from_secs(5)));
+    let app = Arc::new(s.app);
+    let first = {
+        let (app, token, key) = (app.clone(), token.clone(), key.clone());
+        tokio::spawn(async move { checkout(&app, &token, &key, &body("pm_card_visa")).await })
+    };
+    // As soon as the intent is recorded (the authorization is under way),
+    // the hold ends, as the sweeper would end an expired one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reservation: Uuid = loop {
+        let row: Option<Uuid> = sqlx::query_scalar("SELECT reservation_token FROM checkout_requests WHERE payment_id IS NOT NULL")
+            .fetch_optional(&app.shop.db)
+            .await
+            .unwrap();
+        if let Some(r) = row {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the checkout never recorded its intent");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    app.shop.inventory().release(reservation).await.unwrap();
+    let (status, answer) = first.await.unwrap();
+    assert_eq!((status, answer["error"].as_str()), (StatusCode::CONFLICT, Some("reservation_expired")), "{answer}");
+    assert_eq!(authorized(&s.stripe.intents().await), 0, "its authorization was voided");
+
+    let (status, answer) = checkout(&app, &token, &key, &body("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "the same key runs again: {answer}");
+}
+
+/// Recovery calls the provider outside any row lock: while its void is
+/// slow, the claim's row can be locked by anyone else at once.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn recovery_holds_no_row_lock_while_it_calls_the_provider(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let (user, _, _) = dead_checkout(&s.app, s.sku, None, 10).await;
+    s.stripe.fake().fail_next(("GET", "/v1/payment_intents/pi_"), Fault::Delay(std::time::Duration::from_secs(4)));
+    let app = Arc::new(s.app);
+    let recovery = {
+        let app = app.clone();
+        tokio::spawn(async move { app.shop.checkout().recover(std::time::Duration::from_secs(1)).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let state: String = sqlx::query_scalar("SELECT state FROM checkout_requests WHERE user_id = $1").bind(user).fetch_one(&app.shop.db).await.unwrap();
+        if state == "recovering" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "recovery never took the claim");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut tx = app.shop.db.begin().await.unwrap();
+    let locked = sqlx::query("SELECT 1 FROM checkout_requests WHERE user_id = $1 FOR UPDATE NOWAIT").bind(user).fetch_optional(&mut *tx).await;
+    assert!(locked.is_ok(), "the claim's row is not locked during the provider call: {locked:?}");
+    tx.rollback().await.unwrap();
+    let report = recovery.await.unwrap().unwrap();
+    assert_eq!((report.recovered, report.voided), (1, 1), "{report:?}");
+}
+
+/// The pool bounds lock waits: a statement stuck behind a row lock that is
+/// never let go (a wait PostgreSQL cannot see as a deadlock) fails with a
+/// 503-class error instead of waiting for ever.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_lock_wait_past_the_pools_lock_timeout_ends_as_unavailable(db: PgPool) {
+    let s = shop_with(db, 5).await;
+    let timeouts = shop::db::Timeouts { statement: std::time::Duration::from_secs(20), lock: std::time::Duration::from_millis(300) };
+    let pool = shop::db::connect_with_timeouts((*s.app.shop.db.connect_options()).clone(), 2, timeouts).await.unwrap();
+    let mut holder = s.app.shop.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(s.sku).execute(&mut *holder).await.unwrap();
+
+    let update = sqlx::query("UPDATE inventory SET version = version + 1 WHERE sku_id = $1").bind(s.sku).execute(&pool);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(15), update)
+        .await
+        .expect("it gave up at the lock timeout, not the statement timeout or never")
+        .unwrap_err();
+    let err = shop::Error::from(err);
+    assert!(matches!(err, shop::Error::Unavailable { dependency: shop::error::Dependency::Postgres, .. }), "{err:?}");
+    holder.rollback().await.unwrap();
 }

@@ -134,3 +134,67 @@ async fn a_server_killed_at_any_checkout_step_leaves_nothing_half_done(db: PgPoo
         assert_eq!(i64::from(stock - reserved), available, "{step}: the rest is available");
     }
 }
+
+/// The real server killed in the middle of a cancel: after the intent to
+/// cancel is recorded, and after the payment is voided but before the order
+/// changes. A new process finishes the cancel: the order ends CANCELLED with
+/// its payment voided and its units back, never CONFIRMED with a voided
+/// payment.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_server_killed_mid_cancel_leaves_no_confirmed_order_without_its_payment(db: PgPool) {
+    let stripe = LocalStripe::start().await;
+    let prefix = format!("test:{}:", Uuid::new_v4().simple());
+    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
+    let shop = shop::Shop::new(db.clone(), kv);
+    shop.catalog().seed(shop::catalog::SeedOptions { products: 10 }).await.unwrap();
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&db).await.unwrap();
+    sqlx::query("UPDATE inventory SET stock_count = 50 WHERE sku_id = $1").bind(sku).execute(&db).await.unwrap();
+
+    for step in ["after_cancel_recorded", "after_cancel_void"] {
+        let token = shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+        let user = shop.accounts().authenticate(&token).await.unwrap().unwrap();
+        shop.cart().add(&Owner::User(user.id), sku, 2).await.unwrap();
+        let healthy = start(&db, &prefix, &stripe, None).await;
+        let (status, placed) = checkout(&healthy.base, &token, &Uuid::new_v4().to_string()).await.expect("placed");
+        assert_eq!(status, 201, "{placed}");
+        let order_id = placed["order_id"].as_str().unwrap().to_owned();
+        drop(healthy);
+
+        let mut doomed = start(&db, &prefix, &stripe, Some(step)).await;
+        let cancel = reqwest::Client::new()
+            .post(format!("{}/api/v1/orders/{order_id}/cancel", doomed.base))
+            .bearer_auth(&token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await;
+        assert!(cancel.is_err(), "{step}: the process died before answering");
+        let status = tokio::time::timeout(Duration::from_secs(10), doomed.child.wait()).await.expect("it dies").unwrap();
+        assert!(!status.success(), "{step}: aborted");
+        let (status, payment_id): (String, String) =
+            sqlx::query_as("SELECT status, payment_id FROM orders WHERE id = $1::uuid").bind(&order_id).fetch_one(&db).await.unwrap();
+        assert_eq!(status, "CONFIRMED", "{step}: the dead process never changed the order");
+        let voided_before_recovery = stripe.intents().await.iter().any(|pi| pi["id"] == payment_id.as_str() && pi["status"] == "canceled");
+        assert_eq!(voided_before_recovery, step == "after_cancel_void", "{step}: the fault point is where it says");
+
+        // A new process finishes what the dead one recorded.
+        let _server = start(&db, &prefix, &stripe, None).await;
+        let mut finished = false;
+        for _ in 0..200 {
+            let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1::uuid").bind(&order_id).fetch_one(&db).await.unwrap();
+            if status == "CANCELLED" {
+                finished = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(finished, "{step}: recovery finished the cancel");
+        let pi = stripe.intents().await.into_iter().find(|pi| pi["id"] == payment_id.as_str()).expect("the intent exists");
+        assert_eq!(pi["status"], "canceled", "{step}: its payment is voided");
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'CONFIRMED'").fetch_one(&db).await.unwrap();
+        assert_eq!(open, 0, "{step}: no order is left CONFIRMED");
+        let (stock, reserved, held): (i32, i32, i32) =
+            sqlx::query_as("SELECT stock_count, reserved, held FROM inventory WHERE sku_id = $1").bind(sku).fetch_one(&db).await.unwrap();
+        assert_eq!((stock, reserved, held), (50, 0, 0), "{step}: every unit is back");
+        assert_eq!(shop.inventory().available(&[sku]).await.unwrap()[0], 50, "{step}: and sellable");
+    }
+}

@@ -8,11 +8,17 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shop::payments::{Payments, Runtime};
+use shop::payments::{NewIntent, Payments, Runtime};
+use uuid::Uuid;
 use tokio::task::JoinSet;
 
 use crate::helpers::LocalStripe;
 use crate::stripe_fake::{Counters, Fault, StrictStripe, KEY_RETENTION};
+
+/// One checkout attempt's intent: a fresh order id each time.
+fn attempt(amount_cents: i64, payment_method: &str) -> NewIntent<'_> {
+    NewIntent { order_id: Uuid::now_v7(), amount_cents, currency: "USD", payment_method, checkout_key: "customer-key" }
+}
 
 #[tokio::test]
 async fn authorize_then_capture_or_void_or_refund() {
@@ -20,14 +26,14 @@ async fn authorize_then_capture_or_void_or_refund() {
     let rt = Runtime::new(stripe.settings());
     let payments = Payments::new(&rt);
 
-    let held = payments.authorize("order-a", 2_599, "USD", "pm_card_visa", "a").await.unwrap();
+    let held = payments.authorize(&attempt(2_599, "pm_card_visa")).await.unwrap();
     assert_eq!((held.status.as_str(), held.amount, held.currency.as_str()), ("requires_capture", 2_599, "usd"));
-    let captured = payments.capture(&held.id, "order-a").await.unwrap();
+    let captured = payments.capture(&held.id).await.unwrap();
     assert_eq!(captured.status, "succeeded");
-    payments.refund(&held.id, "order-a").await.unwrap();
+    payments.refund(&held.id).await.unwrap();
 
-    let voided = payments.authorize("order-b", 1_000, "USD", "pm_card_visa", "b").await.unwrap();
-    assert_eq!(payments.cancel(&voided.id, "order-b").await.unwrap().status, "canceled");
+    let voided = payments.authorize(&attempt(1_000, "pm_card_visa")).await.unwrap();
+    assert_eq!(payments.cancel(&voided.id).await.unwrap().status, "canceled");
     assert_eq!(payments.retrieve(&voided.id).await.unwrap().status, "canceled");
 
     let statuses: Vec<String> = stripe.intents().await.iter().map(|pi| pi["status"].as_str().unwrap().to_owned()).collect();
@@ -41,7 +47,7 @@ async fn authorize_then_capture_or_void_or_refund() {
 async fn a_declined_card_is_payment_declined_and_leaves_nothing_authorized() {
     let stripe = LocalStripe::start().await;
     let rt = Runtime::new(stripe.settings());
-    let err = Payments::new(&rt).authorize("order-c", 1_500, "USD", "pm_card_chargeCustomerFail", "c").await.unwrap_err();
+    let err = Payments::new(&rt).authorize(&attempt(1_500, "pm_card_chargeCustomerFail")).await.unwrap_err();
     match err {
         shop::Error::PaymentDeclined { decline_code, .. } => assert_eq!(decline_code, "card_declined"),
         other => panic!("expected a decline, got {other:?}"),
@@ -60,13 +66,13 @@ async fn a_stopped_provider_is_a_503_and_its_return_is_noticed() {
     let payments = Payments::new(&rt);
     stripe.stop().await;
     for _ in 0..5 {
-        let err = payments.authorize("order-d", 500, "USD", "pm_card_visa", "d").await.unwrap_err();
+        let err = payments.authorize(&attempt(500, "pm_card_visa")).await.unwrap_err();
         assert!(matches!(err, shop::Error::Unavailable { dependency: shop::error::Dependency::Payments, .. }), "{err:?}");
     }
     assert_eq!(rt.breaker.state(), shop::breaker::State::Open);
     stripe.restart().await;
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let held = payments.authorize("order-e", 500, "USD", "pm_card_visa", "e").await.unwrap();
+    let held = payments.authorize(&attempt(500, "pm_card_visa")).await.unwrap();
     assert_eq!(held.status, "requires_capture");
     assert_eq!(rt.breaker.state(), shop::breaker::State::Closed);
 }

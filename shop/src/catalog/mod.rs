@@ -173,6 +173,23 @@ impl<'a> Catalog<'a> {
         cache::sku_details(self.shop, ids).await
     }
 
+    /// SKU → (price, currency) as PostgreSQL has them now, read on the
+    /// caller's connection (checkout's order transaction): what an order is
+    /// charged never comes from a cache.
+    pub async fn prices_in(&self, conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, String)>> {
+        let rows: Vec<(Uuid, i64, String)> = sqlx::query_as("SELECT id, price_cents, currency::text FROM skus WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(rows.into_iter().map(|(id, price, currency)| (id, (price, currency))).collect())
+    }
+
+    /// Drops the cached records (and SKU details) of `products`, e.g. when
+    /// checkout found a cached price that PostgreSQL no longer has.
+    pub async fn forget(&self, products: &[Uuid]) -> Result<()> {
+        cache::invalidate(self.shop, products).await
+    }
+
     /// The seller listed first (by name), e.g. to give the demo seller account a shop.
     pub async fn first_seller(&self) -> Result<model::NamedRef> {
         let row: Option<(Uuid, String, String)> =

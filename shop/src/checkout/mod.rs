@@ -131,25 +131,30 @@ impl<'a> Checkout<'a> {
         let result = self.run(user, key, &request, order_id, token, &mut unsettled).await;
         match result {
             Ok(placed) => Ok(placed),
-            Err(err) if stored_refusal(&err) => {
-                self.store_refusal(user, key, &err).await?;
+            // First: an authorization that is not settled (its void failed,
+            // or the order's COMMIT is in doubt) keeps the claim, whatever
+            // the customer is told, so recovery voids it or finds the order.
+            // Storing an answer here would end the claim and orphan it.
+            Err(err) if unsettled => {
+                tracing::warn!(%order_id, error = %err, "checkout failed with its authorization unsettled; left for recovery");
                 Err(err)
             }
-            Err(err) if unsettled => {
-                // An authorization could not be voided (the provider is
-                // failing): the claim keeps its payment id, and recovery
-                // voids it once the provider answers.
-                tracing::warn!(%order_id, "checkout failed with its authorization still open; left for recovery");
+            Err(err) if stored_refusal(&err) => {
+                self.store_refusal(user, key, order_id, &err).await?;
                 Err(err)
             }
             Err(err) => {
                 // Ours or a dependency's: compensated already; free the key
-                // so the customer's retry runs the checkout again.
-                if let Err(free_err) = sqlx::query("DELETE FROM checkout_requests WHERE user_id = $1 AND idempotency_key = $2 AND state = 'started'")
-                    .bind(user)
-                    .bind(key)
-                    .execute(&self.shop.db)
-                    .await
+                // so the customer's retry runs the checkout again (with a
+                // new order id, so new provider keys).
+                if let Err(free_err) = sqlx::query(
+                    "DELETE FROM checkout_requests WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3 AND state = 'started'",
+                )
+                .bind(user)
+                .bind(key)
+                .bind(order_id)
+                .execute(&self.shop.db)
+                .await
                 {
                     tracing::warn!(error = %free_err, "could not free an idempotency key after a failed checkout");
                 }
@@ -186,30 +191,52 @@ impl<'a> Checkout<'a> {
         // Create the intent, record its id, then authorize: an authorization
         // can never exist without our record of it.
         let payments = self.shop.payments();
-        let intent = match payments.create_intent(key, total, &cart.currency, &request.payment_method, &order_id.to_string()).await {
+        let new_intent = crate::payments::NewIntent {
+            order_id,
+            amount_cents: total,
+            currency: &cart.currency,
+            payment_method: &request.payment_method,
+            checkout_key: key,
+        };
+        let intent = match payments.create_intent(&new_intent).await {
             Ok(pi) => pi,
             Err(err) => {
                 self.release(token).await;
                 return Err(err);
             }
         };
-        let noted = sqlx::query("UPDATE checkout_requests SET payment_id = $3, updated_at = now() WHERE user_id = $1 AND idempotency_key = $2")
-            .bind(user)
-            .bind(key)
-            .bind(&intent.id)
-            .execute(&self.shop.db)
-            .await;
-        if let Err(err) = noted {
-            *unsettled |= !self.void(&intent.id, key).await;
-            self.release(token).await;
-            return Err(err.into());
+        // Only this attempt's claim (its order id), and only while no
+        // recovery has taken it: otherwise the id would land on a claim that
+        // is no longer ours, and the authorization below would have no record.
+        let noted = sqlx::query(
+            "UPDATE checkout_requests SET payment_id = $4, updated_at = now() \
+             WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3 AND state = 'started'",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(order_id)
+        .bind(&intent.id)
+        .execute(&self.shop.db)
+        .await;
+        match noted {
+            Ok(done) if done.rows_affected() == 1 => {}
+            outcome => {
+                // Not confirmed yet, so nothing is held on the card; cancel
+                // it anyway so it cannot be confirmed later.
+                *unsettled |= !self.void(&intent.id).await;
+                self.release(token).await;
+                return Err(match outcome {
+                    Err(err) => err.into(),
+                    Ok(_) => Error::internal("checkout claim was recovered while the checkout ran"),
+                });
+            }
         }
-        let authorized = match payments.confirm_intent(&intent.id, key).await {
+        let authorized = match payments.confirm_intent(&intent.id).await {
             Ok(pi) => pi,
             Err(err) => {
                 // Declined (the intent is cancelled already) or unreachable.
                 if matches!(err, Error::Unavailable { .. }) {
-                    *unsettled |= !self.void(&intent.id, key).await;
+                    *unsettled |= !self.void(&intent.id).await;
                 }
                 self.release(token).await;
                 return Err(err);
@@ -235,11 +262,18 @@ impl<'a> Checkout<'a> {
         };
         match self.commit_order(user, key, &order, &placed, token).await {
             Ok(()) => {}
-            Err(err) => {
+            Err(Committed::InDoubt(err)) => {
+                // The order may exist and be paid: voiding now could leave a
+                // CONFIRMED order without its money. The claim stays; recovery
+                // sees it `done` (committed) or `started` (not) and acts then.
+                *unsettled = true;
+                return Err(err);
+            }
+            Err(Committed::No(err)) => {
                 // confirm_in already released the hold when it ran out of
                 // stock; otherwise release it here. Either way the
                 // authorization must not outlive the order that never was.
-                *unsettled |= !self.void(&authorized.id, key).await;
+                *unsettled |= !self.void(&authorized.id).await;
                 if !matches!(err, Error::Conflict { code: "out_of_stock", .. }) {
                     self.release(token).await;
                 }
@@ -253,32 +287,78 @@ impl<'a> Checkout<'a> {
         Ok(placed)
     }
 
-    /// The order transaction: inventory confirmed, order written (with its
-    /// history and outbox event), the answer stored for the key.
-    async fn commit_order(&self, user: Uuid, key: &str, order: &NewOrder, placed: &Placed, token: Uuid) -> Result<()> {
+    /// The order transaction: inventory confirmed, prices read from
+    /// PostgreSQL and checked against what was authorized, order written
+    /// (with its history and outbox event), the answer stored for the key.
+    async fn commit_order(&self, user: Uuid, key: &str, order: &NewOrder, placed: &Placed, token: Uuid) -> std::result::Result<(), Committed> {
         let inventory = self.shop.inventory();
-        let mut tx = self.shop.db.begin().await?;
-        let confirmation = inventory.confirm_in(&mut tx, token).await?;
-        Orders::insert(&mut tx, order, &[OrderStatus::Placed, OrderStatus::PaymentPending, OrderStatus::Confirmed]).await?;
-        if !store(&mut tx, user, key, &Outcome::Placed(placed.clone())).await? {
+        let mut tx = self.shop.db.begin().await.map_err(|e| Committed::No(e.into()))?;
+        let confirmation = inventory.confirm_in(&mut tx, token).await.map_err(Committed::No)?;
+        // The cart priced the lines from the `sku:{id}` cache, which a reader
+        // racing a price change can refill with the old price: what is
+        // charged must be what PostgreSQL says now.
+        self.check_prices(&mut tx, order).await.map_err(Committed::No)?;
+        Orders::insert(&mut tx, order, &[OrderStatus::Placed, OrderStatus::PaymentPending, OrderStatus::Confirmed]).await.map_err(Committed::No)?;
+        if !store(&mut tx, user, key, order.id, &Outcome::Placed(placed.clone())).await.map_err(Committed::No)? {
             // Recovery took this claim for a dead process's: this attempt
             // lost its reservation and must not become an order.
-            return Err(Error::internal("checkout claim was recovered while the checkout ran"));
+            return Err(Committed::No(Error::internal("checkout claim was recovered while the checkout ran")));
         }
         fault::point("before_commit");
         match inventory.commit(tx, confirmation).await {
             Ok(()) => Ok(()),
             Err(err) => {
                 // A failed COMMIT may still have committed: look before
-                // compensating, or we would void a paid order.
+                // compensating, or we would void a paid order. If even the
+                // look fails, nobody knows yet: say so, and compensate nothing.
                 let exists: std::result::Result<bool, sqlx::Error> =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1)").bind(order.id).fetch_one(&self.shop.db).await;
                 match exists {
                     Ok(true) => Ok(()),
-                    _ => Err(err),
+                    Ok(false) => Err(Committed::No(err)),
+                    Err(check) => {
+                        tracing::error!(order_id = %order.id, error = %err, check = %check, "order COMMIT failed and its outcome cannot be read");
+                        Err(Committed::InDoubt(Error::Unavailable {
+                            dependency: crate::error::Dependency::Postgres,
+                            retry_after: Duration::from_secs(5),
+                            source: Box::new(err),
+                        }))
+                    }
                 }
             }
         }
+    }
+
+    /// Refuses (409 `price_changed`) an order whose lines no longer cost
+    /// what the cart said, and drops the stale cache entries so the next
+    /// look at the cart shows the new prices.
+    async fn check_prices(&self, tx: &mut sqlx::PgConnection, order: &NewOrder) -> Result<()> {
+        let skus: Vec<Uuid> = order.items.iter().map(|i| i.sku_id).collect();
+        let prices = self.shop.catalog().prices_in(tx, &skus).await?;
+        let mut total = 0;
+        let mut changed = Vec::new();
+        for item in &order.items {
+            let (now, currency) = prices.get(&item.sku_id).cloned().ok_or(Error::NotFound { what: "SKU" })?;
+            if currency != order.currency {
+                return Err(Error::Rejected { code: "mixed_currency", message: "the items in this cart are priced in different currencies; check them out separately".into() });
+            }
+            if now != item.unit_cents {
+                changed.push(json!({ "sku_id": item.sku_id, "was_cents": item.unit_cents, "now_cents": now }));
+            }
+            total += now * i64::from(item.quantity);
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let products: Vec<Uuid> = order.items.iter().map(|i| i.product_id).collect();
+        if let Err(err) = self.shop.catalog().forget(&products).await {
+            tracing::warn!(error = %err, "could not drop stale prices from the cache");
+        }
+        Err(refusal(
+            "price_changed",
+            &format!("prices changed while you checked out; the total is now {}", model::format_price(total, &order.currency)),
+            Some(json!({ "total_cents": total, "lines": changed })),
+        ))
     }
 
     async fn release(&self, token: Uuid) {
@@ -288,8 +368,8 @@ impl<'a> Checkout<'a> {
     }
 
     /// False when the provider could not be reached to void it.
-    async fn void(&self, payment_id: &str, key: &str) -> bool {
-        match self.shop.payments().void(payment_id, key).await {
+    async fn void(&self, payment_id: &str) -> bool {
+        match self.shop.payments().void(payment_id).await {
             Ok(_) => true,
             Err(err) => {
                 tracing::error!(error = %err, payment_id, "could not void an authorization after a failed checkout");
@@ -298,7 +378,7 @@ impl<'a> Checkout<'a> {
         }
     }
 
-    async fn store_refusal(&self, user: Uuid, key: &str, err: &Error) -> Result<()> {
+    async fn store_refusal(&self, user: Uuid, key: &str, order_id: Uuid, err: &Error) -> Result<()> {
         let outcome = match err {
             Error::Conflict { code, message, details } => Outcome::Refused { code: (*code).to_owned(), message: message.clone(), details: details.clone() },
             Error::PaymentDeclined { decline_code, message } => Outcome::Refused {
@@ -306,10 +386,11 @@ impl<'a> Checkout<'a> {
                 message: message.clone(),
                 details: Some(json!({ "decline_code": decline_code })),
             },
+            Error::Rejected { code, message } => Outcome::Refused { code: (*code).to_owned(), message: message.clone(), details: None },
             other => return Err(Error::internal(format!("not a stored refusal: {other}"))),
         };
         let mut conn = self.shop.db.acquire().await?;
-        store(&mut conn, user, key, &outcome).await.map(|_| ())
+        store(&mut conn, user, key, order_id, &outcome).await.map(|_| ())
     }
 
     /// The order `key` made, read from the order itself (it keeps its key
@@ -389,39 +470,101 @@ pub struct RecoveryReport {
     pub recovered: u64,
     /// Of those, authorizations voided.
     pub voided: u64,
+    /// Claims whose settling failed this time (provider down, a void that
+    /// keeps failing): they back off and are tried again later, while the
+    /// others go through.
+    pub failed: u64,
+    /// Cancels a dead process left between their void and their status
+    /// change, now finished.
+    pub cancels_finished: u64,
 }
+
+/// Claims taken per statement, so a large backlog is worked in slices.
+const RECOVERY_BATCH: i64 = 100;
+/// The first retry of a failing claim waits this long, doubling per
+/// failure up to [`RECOVERY_MAX_BACKOFF`].
+const RECOVERY_BACKOFF: Duration = Duration::from_secs(5);
+const RECOVERY_MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 
 impl Checkout<'_> {
     /// Settles checkouts a dead process left half-way: claims still
-    /// `started` after `older_than` (no live checkout takes that long). Each
-    /// is voided at the provider if it got that far, its reservation
-    /// released, and the claim deleted so the customer's retry runs again.
-    /// Several processes may recover at once: SKIP LOCKED gives each claim
-    /// to one of them.
+    /// `started` after `older_than` (no live checkout takes that long), and
+    /// claims an earlier pass could not finish, once their back-off is over.
+    ///
+    /// One short statement takes a batch: each claim becomes `recovering`
+    /// with a lease (its next attempt time), and the statement's row locks
+    /// end with it. The provider is called after that, outside any lock: a
+    /// live checkout that was only slow finds its claim no longer `started`
+    /// when it stores its answer, and rolls back. Several processes may
+    /// recover at once: SKIP LOCKED and the lease give each claim to one.
+    /// A claim whose void fails keeps its lease (doubling each time) and
+    /// the pass goes on with the others, so one poison claim blocks nothing.
     pub async fn recover(&self, older_than: Duration) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         loop {
-            let mut tx = self.shop.db.begin().await?;
-            let stale: Option<(Uuid, String, Uuid, Uuid, Option<String>)> = sqlx::query_as(
-                "SELECT user_id, idempotency_key, order_id, reservation_token, payment_id FROM checkout_requests \
-                 WHERE state = 'started' AND updated_at < now() - make_interval(secs => $1) \
-                 ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            let taken: Vec<(Uuid, String, Uuid, Uuid, Option<String>)> = sqlx::query_as(
+                "WITH due AS ( \
+                     SELECT user_id, idempotency_key FROM checkout_requests \
+                     WHERE (state = 'started' AND updated_at < now() - make_interval(secs => $1)) \
+                        OR (state = 'recovering' AND next_attempt_at <= now()) \
+                     ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE checkout_requests c SET state = 'recovering', recovery_attempts = c.recovery_attempts + 1, \
+                     next_attempt_at = now() + least(make_interval(secs => $3 * power(2, c.recovery_attempts)), make_interval(secs => $4)) \
+                 FROM due WHERE c.user_id = due.user_id AND c.idempotency_key = due.idempotency_key \
+                 RETURNING c.user_id, c.idempotency_key, c.order_id, c.reservation_token, c.payment_id",
             )
             .bind(older_than.as_secs_f64())
-            .fetch_optional(&mut *tx)
+            .bind(RECOVERY_BATCH)
+            .bind(RECOVERY_BACKOFF.as_secs_f64())
+            .bind(RECOVERY_MAX_BACKOFF.as_secs_f64())
+            .fetch_all(&self.shop.db)
             .await?;
-            let Some((user, key, order_id, token, payment_id)) = stale else { return Ok(report) };
-            if let Some(payment_id) = &payment_id {
-                // Provider down: leave the claim for the next pass.
-                self.shop.payments().void(payment_id, &key).await?;
-                report.voided += 1;
+            let batch = taken.len() as i64;
+            for (user, key, order_id, token, payment_id) in taken {
+                match self.settle_claim(user, &key, order_id, token, payment_id.as_deref()).await {
+                    Ok(voided) => {
+                        report.recovered += 1;
+                        report.voided += u64::from(voided);
+                        tracing::warn!(%order_id, %user, payment_id = payment_id.as_deref().unwrap_or(""), "recovered a checkout left half-way by a dead process");
+                    }
+                    Err(err) => {
+                        report.failed += 1;
+                        tracing::warn!(%order_id, %user, error = %err, "could not settle a half-way checkout; backing off");
+                        let noted = sqlx::query("UPDATE checkout_requests SET last_error = $4 WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3")
+                            .bind(user)
+                            .bind(&key)
+                            .bind(order_id)
+                            .bind(err.to_string())
+                            .execute(&self.shop.db)
+                            .await;
+                        if let Err(err) = noted {
+                            tracing::warn!(error = %err, "could not record a recovery failure");
+                        }
+                    }
+                }
             }
-            self.shop.inventory().release(token).await?;
-            sqlx::query("DELETE FROM checkout_requests WHERE user_id = $1 AND idempotency_key = $2").bind(user).bind(&key).execute(&mut *tx).await?;
-            tx.commit().await?;
-            tracing::warn!(%order_id, %user, payment_id = payment_id.as_deref().unwrap_or(""), "recovered a checkout left half-way by a dead process");
-            report.recovered += 1;
+            if batch < RECOVERY_BATCH {
+                break;
+            }
         }
+        report.cancels_finished = self.finish_cancels(older_than).await?;
+        Ok(report)
+    }
+
+    /// Voids a taken claim's intent, releases its reservation and deletes
+    /// the claim (the customer's retry runs again). True when it voided.
+    async fn settle_claim(&self, user: Uuid, key: &str, order_id: Uuid, token: Uuid, payment_id: Option<&str>) -> Result<bool> {
+        if let Some(payment_id) = payment_id {
+            self.shop.payments().void(payment_id).await?;
+        }
+        self.shop.inventory().release(token).await?;
+        sqlx::query("DELETE FROM checkout_requests WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3 AND state = 'recovering'")
+            .bind(user)
+            .bind(key)
+            .bind(order_id)
+            .execute(&self.shop.db)
+            .await?;
+        Ok(payment_id.is_some())
     }
 }
 
@@ -447,6 +590,8 @@ impl Outcome {
         match self {
             Outcome::Placed(placed) => Ok(placed),
             Outcome::Refused { code, message, details } => Err(match code.as_str() {
+                "authentication_required" => Error::Rejected { code: "authentication_required", message },
+                "mixed_currency" => Error::Rejected { code: "mixed_currency", message },
                 "payment_declined" => Error::PaymentDeclined {
                     decline_code: details
                         .as_ref()
@@ -463,7 +608,7 @@ impl Outcome {
 
 /// Conflict codes are `&'static str`; stored ones map back to the known set.
 fn static_code(code: &str) -> &'static str {
-    ["out_of_stock", "price_changed", "cart_empty", "reservation_expired"].into_iter().find(|c| *c == code).unwrap_or("conflict")
+    ["out_of_stock", "price_changed", "cart_empty"].into_iter().find(|c| *c == code).unwrap_or("conflict")
 }
 
 fn refusal(code: &'static str, message: &str, details: Option<serde_json::Value>) -> Error {
@@ -471,18 +616,36 @@ fn refusal(code: &'static str, message: &str, details: Option<serde_json::Value>
 }
 
 /// Answers the customer caused: the same request would get the same answer.
+/// `reservation_expired` is not one: the hold ran out while *we* were slow,
+/// so the key is freed and the retry runs again.
 fn stored_refusal(err: &Error) -> bool {
-    matches!(err, Error::PaymentDeclined { .. } | Error::Conflict { code: "out_of_stock" | "price_changed" | "cart_empty" | "reservation_expired", .. })
+    matches!(
+        err,
+        Error::PaymentDeclined { .. }
+            | Error::Conflict { code: "out_of_stock" | "price_changed" | "cart_empty", .. }
+            | Error::Rejected { code: "authentication_required" | "mixed_currency", .. }
+    )
 }
 
-/// Stores the answer on a claim still `started`; false when it is gone.
-async fn store(conn: &mut sqlx::PgConnection, user: Uuid, key: &str, outcome: &Outcome) -> Result<bool> {
+/// How the order transaction ended, when it did not commit for sure.
+enum Committed {
+    /// It did not commit: compensate.
+    No(Error),
+    /// The COMMIT failed and its outcome could not be read: compensate
+    /// nothing; recovery settles it from the claim.
+    InDoubt(Error),
+}
+
+/// Stores the answer on this attempt's claim while it is still `started`;
+/// false when recovery took it (or it is gone).
+async fn store(conn: &mut sqlx::PgConnection, user: Uuid, key: &str, order_id: Uuid, outcome: &Outcome) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE checkout_requests SET state = 'done', outcome = $3, updated_at = now() \
-         WHERE user_id = $1 AND idempotency_key = $2 AND state = 'started'",
+        "UPDATE checkout_requests SET state = 'done', outcome = $4, updated_at = now() \
+         WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3 AND state = 'started'",
     )
     .bind(user)
     .bind(key)
+    .bind(order_id)
     .bind(sqlx::types::Json(outcome))
     .execute(&mut *conn)
     .await?
@@ -546,41 +709,112 @@ impl Checkout<'_> {
     /// (refunded if it was captured), the units go back to stock, and the
     /// order becomes CANCELLED with its history row and outbox event.
     /// Cancelling a cancelled order answers with it again.
+    ///
+    /// The intent to cancel is recorded first (`cancel_requested_at`), then
+    /// the payment is voided, then the status changes: a process that dies
+    /// after the void leaves a trail that recovery finishes, never a
+    /// CONFIRMED order whose payment is gone. A provider that is down
+    /// leaves the request recorded (503 now; recovery finishes it later).
     pub async fn cancel(&self, user: Uuid, order_id: Uuid) -> Result<model::OrderView> {
         let view = self.shop.orders().get(user, order_id).await?;
         if view.status == OrderStatus::Cancelled {
             return Ok(view);
         }
         if !view.status.cancellable() {
-            return Err(Error::Conflict {
-                code: "illegal_transition",
-                message: format!("this order is {} and can no longer be cancelled", view.status),
-                details: Some(json!({ "status": view.status })),
-            });
+            return Err(not_cancellable(view.status));
         }
-        let key: String = sqlx::query_scalar("SELECT idempotency_key FROM orders WHERE id = $1").bind(order_id).fetch_one(&self.shop.db).await?;
-        if let Some(payment_id) = &view.payment_id {
+        let recorded = sqlx::query(
+            "UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1 AND user_id = $2 AND status = ANY($3)",
+        )
+        .bind(order_id)
+        .bind(user)
+        .bind(cancellable_statuses())
+        .execute(&self.shop.db)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            // It moved on meanwhile (cancelled by a concurrent request, or shipped).
+            let now = self.shop.orders().get(user, order_id).await?;
+            return if now.status == OrderStatus::Cancelled { Ok(now) } else { Err(not_cancellable(now.status)) };
+        }
+        fault::point("after_cancel_recorded");
+        self.finish_cancel(order_id).await?;
+        self.shop.orders().get(user, order_id).await
+    }
+
+    /// The second half of a recorded cancel: void (or refund) at the
+    /// provider, then CANCELLED and the units back in one transaction.
+    /// Idempotent: provider calls replay by key, and only the first status
+    /// change returns the units.
+    async fn finish_cancel(&self, order_id: Uuid) -> Result<()> {
+        let (status, payment_id): (String, Option<String>) =
+            sqlx::query_as("SELECT status, payment_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&self.shop.db).await?;
+        match OrderStatus::parse(&status) {
+            Some(OrderStatus::Cancelled) => return Ok(()),
+            // Never void the payment of an order that has moved on (shipped).
+            Some(status) if !status.cancellable() => return Err(not_cancellable(status)),
+            _ => {}
+        }
+        if let Some(payment_id) = &payment_id {
             let payments = self.shop.payments();
-            // Void first: if the provider is down the order stays as it was.
             match payments.retrieve(payment_id).await?.status.as_str() {
                 "canceled" => {}
-                "succeeded" => payments.refund(payment_id, &key).await?,
+                "succeeded" => payments.refund(payment_id).await?,
                 _ => {
-                    payments.cancel(payment_id, &key).await?;
+                    payments.cancel(payment_id).await?;
                 }
             }
         }
-        let lines: Vec<Line> = view.items.iter().map(|i| Line { sku_id: i.sku_id, quantity: i.quantity }).collect();
+        fault::point("after_cancel_void");
+        let items: Vec<(Uuid, i32)> = sqlx::query_as("SELECT sku_id, quantity FROM order_items WHERE order_id = $1").bind(order_id).fetch_all(&self.shop.db).await?;
+        let lines: Vec<Line> = items.into_iter().map(|(sku_id, quantity)| Line { sku_id, quantity: quantity as u32 }).collect();
         let mut tx = self.shop.db.begin().await?;
         match Orders::transition(&mut tx, order_id, OrderStatus::Cancelled).await {
             Ok(_) => {}
-            // A concurrent cancel got there first.
-            Err(Error::Conflict { code: "illegal_transition", .. }) => return self.shop.orders().get(user, order_id).await,
+            // A concurrent finish got there first.
+            Err(Error::Conflict { code: "illegal_transition", .. }) => return Ok(()),
             Err(err) => return Err(err),
         }
         self.shop.inventory().unconfirm_in(&mut tx, &lines).await?;
         tx.commit().await?;
         self.shop.inventory().after_unconfirm(&lines).await;
-        self.shop.orders().get(user, order_id).await
+        Ok(())
+    }
+
+    /// Finishes cancels recorded more than `older_than` ago whose process
+    /// died (or whose provider was down) before the status changed. One
+    /// that fails again is left for the next pass; the others go on.
+    async fn finish_cancels(&self, older_than: Duration) -> Result<u64> {
+        let pending: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE cancel_requested_at IS NOT NULL AND status NOT IN ('CANCELLED', 'REFUNDED') \
+             AND status = ANY($2) AND cancel_requested_at < now() - make_interval(secs => $1) ORDER BY cancel_requested_at LIMIT 1000",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(cancellable_statuses())
+        .fetch_all(&self.shop.db)
+        .await?;
+        let mut finished = 0;
+        for order_id in pending {
+            match self.finish_cancel(order_id).await {
+                Ok(()) => {
+                    finished += 1;
+                    tracing::warn!(%order_id, "finished a cancel left half-way");
+                }
+                Err(err) => tracing::warn!(%order_id, error = %err, "could not finish a recorded cancel; retrying next pass"),
+            }
+        }
+        Ok(finished)
+    }
+}
+
+fn cancellable_statuses() -> Vec<&'static str> {
+    OrderStatus::ALL.into_iter().filter(|s| s.cancellable()).map(|s| s.as_str()).collect()
+}
+
+fn not_cancellable(status: OrderStatus) -> Error {
+    Error::Conflict {
+        code: "illegal_transition",
+        message: format!("this order is {status} and can no longer be cancelled"),
+        details: Some(json!({ "status": status })),
     }
 }

@@ -6,9 +6,16 @@
 //! five endpoints, the maintained SDKs (async-stripe) generate the whole API
 //! and take minutes to compile on two cores, and a thin client keeps the
 //! wire format (form bodies, `Idempotency-Key`, error JSON) visible where
-//! the tests can see it. Every call carries an idempotency key derived from
-//! the order's, so a retried call never charges twice at Stripe either
-//! (localstripe ignores the header: our own idempotency must hold alone).
+//! the tests can see it.
+//!
+//! Every call carries an Idempotency-Key naming the one operation it is:
+//! `<order id>:create` for the intent (a checkout attempt draws a fresh order
+//! id, so a retry after our own failure is a new operation, never a reused
+//! key with other parameters, which Stripe refuses for 24 h), and
+//! `<payment id>:<step>` for confirm, capture, cancel and refund. A retry of
+//! the same operation sends the same key with the same parameters, so Stripe
+//! replays its first answer instead of acting twice. Keys are never built
+//! from the customer's checkout key, which is only unique per customer.
 //!
 //! Calls time out after 8 s; a circuit breaker opens after 5 consecutive
 //! failures or timeouts and fails fast with 503 + Retry-After until a
@@ -26,7 +33,8 @@ use crate::{Error, Result};
 pub struct Settings {
     /// `https://api.stripe.com` for Stripe, localstripe's URL locally.
     pub api_base: String,
-    pub secret_key: String,
+    /// Debug prints `[redacted]`: settings get logged.
+    pub secret_key: crate::secret::Secret<String>,
     pub timeout: Duration,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
@@ -36,7 +44,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             api_base: "http://127.0.0.1:8420".into(),
-            secret_key: "sk_test_mercato".into(),
+            secret_key: crate::secret::Secret::from("sk_test_mercato"),
             timeout: Duration::from_secs(8),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(10),
@@ -59,7 +67,10 @@ impl Runtime {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .expect("a plain HTTP client builds");
-        let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown);
+        // A probe is one call, bounded by the client's timeout: past that
+        // it was dropped, and another caller may probe.
+        let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown)
+            .with_probe_deadline(settings.timeout + Duration::from_secs(2));
         Self { settings, breaker, client }
     }
 }
@@ -91,6 +102,19 @@ struct ProviderError {
     message: Option<String>,
 }
 
+/// What an authorization is for: one attempt at one order.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIntent<'a> {
+    /// Unique per checkout attempt: the provider's idempotency key derives from it.
+    pub order_id: uuid::Uuid,
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub payment_method: &'a str,
+    /// The customer's checkout key, kept in the intent's metadata so an
+    /// audit can match authorizations to keys.
+    pub checkout_key: &'a str,
+}
+
 /// The client for one call site; [`Shop::payments`] hands out the shop's.
 pub struct Payments<'a> {
     rt: &'a Runtime,
@@ -107,39 +131,48 @@ impl<'a> Payments<'a> {
 
     /// Authorizes `amount_cents` on `payment_method` without capturing:
     /// [`Payments::create_intent`] then [`Payments::confirm_intent`].
-    pub async fn authorize(&self, key: &str, amount_cents: i64, currency: &str, payment_method: &str, order_id: &str) -> Result<PaymentIntent> {
-        let intent = self.create_intent(key, amount_cents, currency, payment_method, order_id).await?;
-        self.confirm_intent(&intent.id, key).await
+    pub async fn authorize(&self, intent: &NewIntent<'_>) -> Result<PaymentIntent> {
+        let created = self.create_intent(intent).await?;
+        self.confirm_intent(&created.id).await
     }
 
-    /// Creates a manual-capture PaymentIntent. Nothing is held on the card
-    /// yet, so a caller may record its id before authorizing: a crash in
-    /// between leaves nothing to void.
-    pub async fn create_intent(&self, key: &str, amount_cents: i64, currency: &str, payment_method: &str, order_id: &str) -> Result<PaymentIntent> {
-        let currency = currency.to_ascii_lowercase();
-        let amount = amount_cents.to_string();
+    /// Creates a manual-capture PaymentIntent for one order. Nothing is held
+    /// on the card yet, so a caller may record its id before authorizing: a
+    /// crash in between leaves nothing to void.
+    pub async fn create_intent(&self, intent: &NewIntent<'_>) -> Result<PaymentIntent> {
+        let currency = intent.currency.to_ascii_lowercase();
+        let amount = intent.amount_cents.to_string();
+        let order_id = intent.order_id.to_string();
         self.call(
             "/v1/payment_intents",
-            &format!("{key}:create"),
+            &format!("{order_id}:create"),
             &[
                 ("amount", amount.as_str()),
                 ("currency", currency.as_str()),
-                ("payment_method", payment_method),
+                ("payment_method", intent.payment_method),
                 ("capture_method", "manual"),
-                ("metadata[order_id]", order_id),
-                ("metadata[idempotency_key]", key),
+                ("metadata[order_id]", order_id.as_str()),
+                ("metadata[idempotency_key]", intent.checkout_key),
             ],
         )
         .await
     }
 
     /// Authorizes a created intent. A declined card is `PaymentDeclined`
-    /// (402) and the intent is cancelled, so nothing stays pending.
-    pub async fn confirm_intent(&self, payment_id: &str, key: &str) -> Result<PaymentIntent> {
-        match self.call::<PaymentIntent>(&format!("/v1/payment_intents/{payment_id}/confirm"), &format!("{key}:confirm"), &[]).await {
+    /// (402) and the intent is cancelled, so nothing stays pending. A card
+    /// that asks for 3-D Secure is refused in words (not supported yet),
+    /// never reported as the bank's decline.
+    pub async fn confirm_intent(&self, payment_id: &str) -> Result<PaymentIntent> {
+        match self.call::<PaymentIntent>(&format!("/v1/payment_intents/{payment_id}/confirm"), &format!("{payment_id}:confirm"), &[]).await {
             Ok(confirmed) if confirmed.status == "requires_capture" => Ok(confirmed),
             Ok(other) => {
-                self.void_quietly(payment_id, key).await;
+                self.void_quietly(payment_id).await;
+                if other.status == "requires_action" {
+                    return Err(Error::Rejected {
+                        code: "authentication_required",
+                        message: "this card asks for 3-D Secure authentication, which this shop does not support yet; nothing was charged, please use another card".into(),
+                    });
+                }
                 Err(Error::PaymentDeclined {
                     decline_code: "authorization_failed".into(),
                     message: format!("the payment could not be authorized (status {})", other.status),
@@ -147,7 +180,7 @@ impl<'a> Payments<'a> {
             }
             Err(err) => {
                 // Declined, or the provider failed mid-way: leave nothing pending.
-                self.void_quietly(payment_id, key).await;
+                self.void_quietly(payment_id).await;
                 Err(err)
             }
         }
@@ -155,27 +188,27 @@ impl<'a> Payments<'a> {
 
     /// Voids whatever the intent holds, whatever state it is in; an intent
     /// already cancelled is fine. Returns the final status.
-    pub async fn void(&self, payment_id: &str, key: &str) -> Result<String> {
+    pub async fn void(&self, payment_id: &str) -> Result<String> {
         let current = self.retrieve(payment_id).await?;
         if current.status == "canceled" {
             return Ok(current.status);
         }
-        Ok(self.cancel(payment_id, key).await?.status)
+        Ok(self.cancel(payment_id).await?.status)
     }
 
     /// Takes the authorized amount (at shipment).
-    pub async fn capture(&self, payment_id: &str, key: &str) -> Result<PaymentIntent> {
-        self.call(&format!("/v1/payment_intents/{payment_id}/capture"), &format!("{key}:capture"), &[]).await
+    pub async fn capture(&self, payment_id: &str) -> Result<PaymentIntent> {
+        self.call(&format!("/v1/payment_intents/{payment_id}/capture"), &format!("{payment_id}:capture"), &[]).await
     }
 
     /// Voids an authorization that was never captured.
-    pub async fn cancel(&self, payment_id: &str, key: &str) -> Result<PaymentIntent> {
-        self.call(&format!("/v1/payment_intents/{payment_id}/cancel"), &format!("{key}:cancel"), &[]).await
+    pub async fn cancel(&self, payment_id: &str) -> Result<PaymentIntent> {
+        self.call(&format!("/v1/payment_intents/{payment_id}/cancel"), &format!("{payment_id}:cancel"), &[]).await
     }
 
     /// Refunds a captured payment in full.
-    pub async fn refund(&self, payment_id: &str, key: &str) -> Result<()> {
-        let _: serde_json::Value = self.call("/v1/refunds", &format!("{key}:refund"), &[("payment_intent", payment_id)]).await?;
+    pub async fn refund(&self, payment_id: &str) -> Result<()> {
+        let _: serde_json::Value = self.call("/v1/refunds", &format!("{payment_id}:refund"), &[("payment_intent", payment_id)]).await?;
         Ok(())
     }
 
@@ -183,8 +216,8 @@ impl<'a> Payments<'a> {
         self.send(self.rt().client.get(self.url(&format!("/v1/payment_intents/{payment_id}")))).await
     }
 
-    async fn void_quietly(&self, payment_id: &str, key: &str) {
-        if let Err(err) = self.cancel(payment_id, key).await {
+    async fn void_quietly(&self, payment_id: &str) {
+        if let Err(err) = self.cancel(payment_id).await {
             tracing::warn!(error = %err, payment_id, "could not cancel an unauthorized PaymentIntent");
         }
     }
@@ -206,7 +239,7 @@ impl<'a> Payments<'a> {
         if breaker.permit() == Permit::Refuse {
             return Err(unavailable("the payment provider is failing; not calling it until it recovers", breaker.retry_after()));
         }
-        let response = match request.bearer_auth(&self.rt().settings.secret_key).send().await {
+        let response = match request.bearer_auth(self.rt().settings.secret_key.expose()).send().await {
             Ok(r) => r,
             Err(err) => {
                 breaker.failure();
