@@ -288,3 +288,41 @@ async fn futures_join_all(sends: impl Iterator<Item = impl std::future::Future<O
     }
     out
 }
+
+/// A guest line for a SKU that sold out meanwhile adds nothing at sign-in,
+/// and must not take away the line the customer already had.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_sold_out_guest_line_never_removes_the_customers_own_line(db: PgPool) {
+    let app = TestApp::spawn_seeded(db, 10).await;
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&app.shop.db).await.unwrap();
+    let token = app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+    let user = app.shop.accounts().authenticate(&token).await.unwrap().unwrap().id;
+    let cart = app.shop.cart();
+    cart.add(&shop::cart::Owner::User(user), sku, 2).await.unwrap();
+    cart.add(&shop::cart::Owner::Guest("guest-1".into()), sku, 1).await.unwrap();
+    app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 0).await.unwrap();
+
+    cart.merge_guest("guest-1", user).await.unwrap();
+    let lines = cart.lines(&shop::cart::Owner::User(user)).await.unwrap();
+    assert_eq!(lines.get(&sku).map(|l| l.qty), Some(2), "the customer's own line is kept as it was");
+    assert!(cart.lines(&shop::cart::Owner::Guest("guest-1".into())).await.unwrap().is_empty(), "the guest cart is gone");
+}
+
+/// A cart has one currency: its total is a sum, so a SKU priced in another
+/// currency is refused in words, and the cart's currency is its lines'.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_cart_has_one_currency(db: PgPool) {
+    let app = TestApp::spawn_seeded(db, 10).await;
+    let skus: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT id, product_id FROM skus ORDER BY id LIMIT 2").fetch_all(&app.shop.db).await.unwrap();
+    sqlx::query("UPDATE skus SET currency = 'USD' WHERE id = $1").bind(skus[1].0).execute(&app.shop.db).await.unwrap();
+    app.shop.catalog().forget(&[skus[1].1]).await.unwrap();
+    let owner = shop::cart::Owner::Guest("guest-2".into());
+    let cart = app.shop.cart();
+    let view = cart.add(&owner, skus[1].0, 1).await.unwrap();
+    assert_eq!(view.currency, "USD", "the cart's currency is its line's");
+    match cart.add(&owner, skus[0].0, 1).await {
+        Err(shop::Error::Rejected { code: "mixed_currency", message }) => assert!(message.contains("USD"), "{message}"),
+        other => panic!("expected mixed_currency, got {other:?}"),
+    }
+    assert_eq!(cart.view(&owner).await.unwrap().lines.len(), 1, "nothing was added");
+}

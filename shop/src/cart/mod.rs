@@ -86,7 +86,10 @@ return qty
 
 /// Folds the guest cart (KEYS[2]) into the user's (KEYS[1]) and deletes it.
 /// ARGV[1] = TTL ms, ARGV[2] = default line limit, then (sku, limit) pairs:
-/// each line is clamped to min(limit, available stock) computed by the caller.
+/// the guest's units are added up to min(limit, available stock) computed by
+/// the caller. The clamp only limits what the guest brings: a line the
+/// customer already had is never cut or deleted by the merge (a sold-out
+/// guest line would otherwise remove the customer's own).
 const MERGE: &str = r#"
 local guest = redis.call('HGETALL', KEYS[2])
 if #guest == 0 then return 0 end
@@ -102,11 +105,9 @@ for i = 1, #guest, 2 do
     local line = cjson.decode(cur)
     qty, unit = line.qty, line.unit_cents
   end
-  local new = math.min(qty + g.qty, limit)
-  if new > 0 then
+  local new = math.max(qty, math.min(qty + g.qty, limit))
+  if new > qty then
     redis.call('HSET', KEYS[1], sku, cjson.encode({qty = new, unit_cents = unit}))
-  else
-    redis.call('HDEL', KEYS[1], sku)
   end
   merged = merged + 1
 end
@@ -143,10 +144,12 @@ impl<'a> Cart<'a> {
             .ok_or(Error::NotFound { what: "SKU" })
     }
 
-    /// Adds `quantity` of a SKU; the line keeps the price first seen.
+    /// Adds `quantity` of a SKU; the line keeps the price first seen. A
+    /// cart has one currency: a SKU priced in another is refused.
     pub async fn add(&self, owner: &Owner, sku: Uuid, quantity: i64) -> Result<CartView> {
         Self::check_quantity(quantity)?;
         let details = self.current(sku).await?;
+        self.check_currency(owner, sku, &details.currency).await?;
         let (new, current): (i64, i64) = redis::Script::new(ADD)
             .key(owner.key(self.shop))
             .arg(sku.to_string())
@@ -162,6 +165,18 @@ impl<'a> Cart<'a> {
             )));
         }
         self.view(owner).await
+    }
+
+    async fn check_currency(&self, owner: &Owner, sku: Uuid, currency: &str) -> Result<()> {
+        let others: Vec<Uuid> = self.lines(owner).await?.into_keys().filter(|other| *other != sku).collect();
+        let details = self.shop.catalog().sku_details(&others).await?;
+        match details.values().find(|d| d.currency != currency) {
+            Some(other) => Err(Error::Rejected {
+                code: "mixed_currency",
+                message: format!("this item is priced in {currency} and your cart in {}; check out your cart first", other.currency),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// [`Cart::add`] behind the add-to-cart rate limit for `subject` (a user,
@@ -269,7 +284,9 @@ impl<'a> Cart<'a> {
             .collect();
         lines.sort_by(|a, b| a.title.cmp(&b.title).then(a.sku_id.cmp(&b.sku_id)));
         let subtotal_cents = lines.iter().map(|l| l.quantity * l.current_unit_cents).sum();
-        let currency = details.values().next().map(|d| d.currency.clone()).unwrap_or_else(|| "EUR".into());
+        // The lines' currency (add refuses a second one), read from a line
+        // in a fixed order rather than whichever the map yields first.
+        let currency = lines.first().and_then(|l| details.get(&l.sku_id)).map(|d| d.currency.clone()).unwrap_or_else(|| "EUR".into());
         Ok(CartView { lines, subtotal_cents, currency })
     }
 
