@@ -4,7 +4,10 @@
 //! random interleavings, Redis killed mid-run, a process that dies holding
 //! reservations, deliberately corrupted counters, and the seller stock API.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestRunner};
@@ -92,6 +95,23 @@ async fn race(shop: &Shop, attempts: usize, lines_for: impl Fn(usize) -> Vec<Lin
 
 fn units(won: &[(Uuid, Vec<Line>, HoldPath)], sku: Uuid) -> i64 {
     won.iter().flat_map(|(_, lines, _)| lines).filter(|l| l.sku_id == sku).map(|l| i64::from(l.quantity)).sum()
+}
+
+/// Polls `check` until it holds; fails after `within`.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn breaker_state(shop: &Shop) -> shop::breaker::State {
+    shop.inventory_rt.breaker.state()
 }
 
 /// Confirms every reservation at once (all on the same hot rows).
@@ -839,4 +859,223 @@ async fn reconciliation_rebuilds_held_from_the_live_reservation_records(db: PgPo
     assert_eq!(held_drift(&reconcile().await), vec![], "fixed for good");
     let f = figures(shop, skus[2]).await;
     assert_eq!((f.confirmed, f.held_redis, f.counter), (5, 0, Some(5)));
+}
+
+/// The next reserve call's fate on a [`Link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The call never reaches Redis; the connection drops.
+    LoseCall,
+    /// Redis runs the script and answers; the answer is lost with the connection.
+    LoseReply,
+    /// As `LoseReply`, and Redis stays unreachable until [`Link::restore`].
+    LoseReplyThenSilence,
+}
+
+/// A TCP hop between a shop and a Redis of the test's own that loses one
+/// reserve call, or its reply, the way a network fault does: the only way
+/// to make the reply go missing after the script really ran.
+struct Link {
+    port: u16,
+    state: Arc<LinkState>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct LinkState {
+    upstream: u16,
+    /// The reserve script's SHA-1, which marks the call in the byte stream.
+    sha: String,
+    fault: Mutex<Option<Fault>>,
+    fired: AtomicBool,
+    silent: AtomicBool,
+}
+
+impl Link {
+    async fn start(upstream: u16) -> Link {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(LinkState {
+            upstream,
+            sha: redis::Script::new(shop::inventory::reserve_script_source()).get_hash().to_owned(),
+            fault: Mutex::new(None),
+            fired: AtomicBool::new(false),
+            silent: AtomicBool::new(false),
+        });
+        let shared = state.clone();
+        let accept = tokio::spawn(async move {
+            // Dropped with the accept task, so no relay outlives the test.
+            let mut relays = tokio::task::JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else { continue };
+                while relays.try_join_next().is_some() {}
+                if !shared.silent.load(Ordering::SeqCst) {
+                    relays.spawn(relay(client, shared.clone()));
+                }
+            }
+        });
+        Link { port, state, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn fail_next_reserve(&self, fault: Fault) {
+        self.state.fired.store(false, Ordering::SeqCst);
+        *self.state.fault.lock().unwrap() = Some(fault);
+    }
+
+    fn fired(&self) -> bool {
+        self.state.fired.load(Ordering::SeqCst)
+    }
+
+    fn restore(&self) {
+        self.state.silent.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn relay(client: tokio::net::TcpStream, link: Arc<LinkState>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", link.upstream)).await else { return };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let (mut up, mut down) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        tokio::select! {
+            read = from_client.read(&mut up) => {
+                let Ok(n @ 1..) = read else { return };
+                if link.silent.load(Ordering::SeqCst) {
+                    return;
+                }
+                let chunk = &up[..n];
+                let is_reserve = chunk.windows(link.sha.len()).any(|w| w == link.sha.as_bytes());
+                let fault = if is_reserve { link.fault.lock().unwrap().take() } else { None };
+                if fault == Some(Fault::LoseCall) {
+                    link.fired.store(true, Ordering::SeqCst);
+                    return;
+                }
+                if to_server.write_all(chunk).await.is_err() {
+                    return;
+                }
+                if let Some(fault) = fault {
+                    // The reply's first bytes mean the script has run.
+                    let _ = from_server.read(&mut down).await;
+                    if fault == Fault::LoseReplyThenSilence {
+                        link.silent.store(true, Ordering::SeqCst);
+                    }
+                    link.fired.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+            read = from_server.read(&mut down) => {
+                let Ok(n @ 1..) = read else { return };
+                if to_client.write_all(&down[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A shop behind a [`Link`] to a Redis of the test's own, and an observer
+/// with a direct connection to the same keys.
+async fn behind_link(db: &PgPool, stocks: &[i32], settings: Settings) -> (LocalRedis, Link, Shop, Shop, Vec<Uuid>) {
+    let redis = LocalRedis::start().await;
+    let link = Link::start(redis.port).await;
+    let (shop, skus) = stocked(db, &link.url(), stocks, settings).await;
+    let kv = shop::kv::Kv::connect(&redis.url(), shop.kv.prefix().to_owned()).await.unwrap();
+    let observer = Shop::new(db.clone(), kv);
+    // Loads the counter and the script, so a reserve below is one EVALSHA
+    // that runs (not a NOSCRIPT answer followed by a load).
+    let warm = Uuid::new_v4();
+    shop.inventory().reserve(warm, &[Line { sku_id: skus[0], quantity: 1 }], None).await.unwrap();
+    shop.inventory().release(warm).await.unwrap();
+    (redis, link, shop, observer, skus)
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_reserve_reply_lost_after_the_script_ran_holds_the_units_once(db: PgPool) {
+    let (_redis, link, shop, observer, skus) = behind_link(&db, &[10], Settings::default()).await;
+    let sku = skus[0];
+    let inv = shop.inventory();
+    let token = Uuid::new_v4();
+    let lines = [Line { sku_id: sku, quantity: 3 }];
+
+    link.fail_next_reserve(Fault::LoseReply);
+    let reservation = inv.reserve(token, &lines, None).await.unwrap();
+    assert!(link.fired(), "the reply was lost on the wire");
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis), (0, 3), "held once, where the script put it: {f:?}");
+    assert_eq!((reservation.path, reservation.lines.as_slice()), (HoldPath::Redis, lines.as_slice()));
+    assert_eq!(f.counter, Some(7));
+
+    // A retry finds the same hold; releasing it returns everything.
+    assert_eq!(inv.reserve(token, &lines, None).await.unwrap().path, HoldPath::Redis);
+    assert_eq!(inv.release(token).await.unwrap(), Released::Returned);
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (0, 0, Some(10)));
+    assert!(inv.reconcile().await.unwrap().corrected.is_empty());
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_reserve_reply_lost_while_redis_stays_silent_is_refused_not_held_twice(db: PgPool) {
+    let ttl = Duration::from_millis(300);
+    let settings = Settings { reservation_ttl: ttl, breaker_threshold: 3, breaker_cooldown: Duration::from_millis(20), ..Settings::default() };
+    let (_redis, link, shop, observer, skus) = behind_link(&db, &[10], settings).await;
+    let sku = skus[0];
+    let inv = shop.inventory();
+    let token = Uuid::new_v4();
+    let lines = [Line { sku_id: sku, quantity: 3 }];
+
+    link.fail_next_reserve(Fault::LoseReplyThenSilence);
+    let err = inv.reserve(token, &lines, None).await.unwrap_err();
+    assert!(link.fired());
+    assert!(matches!(err, shop::Error::Unavailable { .. }), "Redis may hold it and cannot say: {err:?}");
+    // Retries while Redis is silent (the breaker opens on the way) are
+    // refused too: the DB path never holds a token Redis may hold.
+    for _ in 0..3 {
+        let again = inv.reserve(token, &lines, None).await.unwrap_err();
+        assert!(matches!(again, shop::Error::Unavailable { .. }), "{again:?}");
+    }
+    assert_ne!(breaker_state(&shop), shop::breaker::State::Closed);
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (0, 3, Some(7)), "held once, on Redis: {f:?}");
+
+    // Redis answers again: the probe settles the token, and a retry finds
+    // the one hold the lost call made.
+    link.restore();
+    let found = Arc::new(Mutex::new(None));
+    eventually("the retry to find its hold", Duration::from_secs(10), || {
+        let (shop, found) = (shop.clone(), found.clone());
+        async move {
+            match shop.inventory().reserve(token, &lines, None).await {
+                Ok(r) => {
+                    *found.lock().unwrap() = Some(r);
+                    true
+                }
+                Err(shop::Error::Unavailable { .. }) => false,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    let found = found.lock().unwrap().take().unwrap();
+    assert_eq!((found.path, found.lines.as_slice()), (HoldPath::Redis, lines.as_slice()));
+    assert_eq!(breaker_state(&shop), shop::breaker::State::Closed);
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (0, 3, Some(7)), "still held once: {f:?}");
+
+    // Expiry returns everything.
+    tokio::time::sleep(ttl).await;
+    let sweeper = &shop;
+    eventually("the hold to expire", Duration::from_secs(10), || async move { sweeper.inventory().sweep().await.unwrap().expired == 1 }).await;
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (0, 0, Some(10)));
+    assert!(inv.reconcile().await.unwrap().corrected.is_empty());
 }

@@ -26,6 +26,7 @@ mod redis_path;
 mod scripts;
 mod stock;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -81,12 +82,29 @@ pub struct Runtime {
     /// change can land in PostgreSQL after the rebuild read its row but
     /// before the breaker closed, where the counter would never learn of it.
     db_gate: tokio::sync::RwLock<()>,
+    /// Tokens whose reserve script may have run on Redis although no reply
+    /// came, and that Redis could not yet be asked about: the DB path must
+    /// not hold them too. The rebuild before Redis returns settles them.
+    in_doubt: std::sync::Mutex<HashSet<Uuid>>,
 }
 
 impl Runtime {
     pub fn new(settings: Settings) -> Self {
         let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown);
-        Self { settings, breaker, db_gate: tokio::sync::RwLock::new(()) }
+        Self { settings, breaker, db_gate: tokio::sync::RwLock::new(()), in_doubt: Default::default() }
+    }
+
+    fn doubt(&self, token: Uuid, in_doubt: bool) {
+        let mut set = self.in_doubt.lock().unwrap_or_else(|e| e.into_inner());
+        if in_doubt {
+            set.insert(token);
+        } else {
+            set.remove(&token);
+        }
+    }
+
+    fn is_in_doubt(&self, token: Uuid) -> bool {
+        self.in_doubt.lock().unwrap_or_else(|e| e.into_inner()).contains(&token)
     }
 }
 
@@ -254,20 +272,36 @@ impl<'a> Inventory<'a> {
     /// Reserves every line or none, for `ttl` (default: the configured 10
     /// minutes). Idempotent by `token`: a retry returns the first
     /// reservation and never holds twice. Uses Redis while it answers and
-    /// the DB-only path while the breaker is open.
+    /// the DB-only path while the breaker is open. A reserve script whose
+    /// reply was lost is settled on Redis before the DB path may hold the
+    /// same token; when Redis cannot be asked, the answer is 503 (retry).
     pub async fn reserve(&self, token: Uuid, lines: &[Line], ttl: Option<Duration>) -> Result<Reservation> {
         let lines = normalise(lines)?;
         let ttl = ttl.unwrap_or(self.rt().settings.reservation_ttl).max(Duration::from_millis(1));
         let started = Instant::now();
         let stats = &self.shop.stats.inventory;
         if self.redis_usable().await {
-            match redis_path::reserve(self.shop, token, &lines, ttl).await {
-                Ok(reservation) => {
+            let mut outcome = redis_path::reserve(self.shop, token, &lines, ttl).await;
+            if let Ok(redis_path::Reserved::InDoubt(err)) = outcome {
+                self.redis_failed(&err);
+                outcome = redis_path::settle_reserve(self.shop, token, ttl).await;
+                if let Err(Fail::Redis(err)) = outcome {
+                    self.redis_failed(&err);
+                    self.rt().doubt(token, true);
+                    tracing::warn!(error = %err, %token, "reserve reply lost and Redis not answering: refused, so the units cannot be held twice");
+                    return Err(redis_unavailable(err, self.rt().breaker.retry_after()));
+                }
+            }
+            match outcome {
+                Ok(redis_path::Reserved::Held(reservation)) => {
+                    self.rt().doubt(token, false);
                     self.rt().breaker.success();
                     Stats::add(&stats.reserved_redis, 1);
                     stats.latency_redis.observe(started.elapsed());
                     return Ok(reservation);
                 }
+                Ok(redis_path::Reserved::Fenced) => self.rt().doubt(token, false),
+                Ok(redis_path::Reserved::InDoubt(_)) => unreachable!("settled above"),
                 Err(Fail::Shop(err)) => {
                     if is_rejection(&err) {
                         Stats::add(&stats.rejected_redis, 1);
@@ -277,6 +311,9 @@ impl<'a> Inventory<'a> {
                 }
                 Err(Fail::Redis(err)) => self.redis_failed(&err),
             }
+        }
+        if self.rt().is_in_doubt(token) {
+            return Err(redis_unavailable(breaker_open(), self.rt().breaker.retry_after()));
         }
         let started = Instant::now();
         let gate = self.rt().db_gate.read().await;
@@ -443,7 +480,12 @@ impl<'a> Inventory<'a> {
             Permit::Refuse => false,
             Permit::Probe => match {
                 let _exclusive = self.rt().db_gate.write().await;
-                counters::reconcile(self.shop).await.inspect(|_| self.rt().breaker.success())
+                async {
+                    settle_doubts(self.shop).await?;
+                    counters::reconcile(self.shop).await
+                }
+                .await
+                .inspect(|_| self.rt().breaker.success())
             } {
                 Ok(report) => {
                     tracing::info!(corrected = report.corrected.len(), checked = report.checked, "Redis is back: counters rebuilt, reservations use Redis again");
@@ -477,6 +519,22 @@ impl<'a> Inventory<'a> {
         Stats::add(&self.shop.stats.inventory.redis_failures, 1);
         self.rt().breaker.failure();
     }
+}
+
+/// Fences every token in doubt: a hold Redis made for it stays (a retry
+/// finds it), and otherwise the token can only be held on the DB path.
+async fn settle_doubts(shop: &Shop) -> Result<()> {
+    let rt = &shop.inventory_rt;
+    let tokens: Vec<Uuid> = rt.in_doubt.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+    for token in tokens {
+        match redis_path::settle_reserve(shop, token, rt.settings.reservation_ttl).await {
+            // Held, fenced, or already ended: either way no longer in doubt.
+            Ok(_) | Err(Fail::Shop(Error::Conflict { code: "reservation_expired", .. })) => rt.doubt(token, false),
+            Err(Fail::Redis(err)) => return Err(redis_unavailable(err, rt.breaker.retry_after())),
+            Err(Fail::Shop(err)) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// A refusal the customer caused (nothing to sell), as opposed to a fault.

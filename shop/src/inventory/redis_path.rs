@@ -19,7 +19,18 @@ fn head(reply: &[String]) -> &str {
 /// line at most, since each retry loads one more SKU.
 const LOAD_RETRIES: usize = super::MAX_LINES + 1;
 
-pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Duration) -> Result<Reservation, Fail> {
+/// What the Redis path made of a reservation.
+pub(super) enum Reserved {
+    Held(Reservation),
+    /// Redis will never hold this token (its record is `void`): the DB
+    /// path may, under the same token.
+    Fenced,
+    /// The script call failed after it may have run: Redis may hold the
+    /// units while the caller never heard. [`settle_reserve`] before anything else.
+    InDoubt(redis::RedisError),
+}
+
+pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Duration) -> Result<Reserved, Fail> {
     for _ in 0..LOAD_RETRIES {
         let mut call = scripts::RESERVE.prepare_invoke();
         call.arg(shop.kv.prefix())
@@ -29,18 +40,16 @@ pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Durat
         for line in lines {
             call.arg(line.sku_id.to_string()).arg(line.quantity);
         }
-        let reply: Vec<String> = call.invoke_async(&mut shop.kv.conn()).await?;
+        let reply: Vec<String> = match call.invoke_async(&mut shop.kv.conn()).await {
+            Ok(reply) => reply,
+            // A refused connection never carried the call; anything else
+            // (a timeout, a connection dropped mid-call) may have lost
+            // only the reply.
+            Err(err) if super::is_outage(&err) && !err.is_connection_refusal() => return Ok(Reserved::InDoubt(err)),
+            Err(err) => return Err(err.into()),
+        };
         match head(&reply) {
-            "OK" | "DUP" => {
-                let state = match reply[1].as_str() {
-                    "held" => HoldState::Held,
-                    "confirming" => HoldState::Confirming,
-                    "confirmed" => HoldState::Confirmed,
-                    _ => return Err(reservation_ended(token).into()),
-                };
-                let expires_at = millis(reply[2].parse().unwrap_or(0));
-                return Ok(Reservation { token, lines: parse_lines(&reply[3]), expires_at, path: HoldPath::Redis, state });
-            }
+            "OK" | "DUP" => return found(token, &reply[1..]),
             "SHORT" => {
                 let sku = parse_uuid(&reply[1])?;
                 let requested = lines.iter().find(|l| l.sku_id == sku).map_or(0, |l| l.quantity);
@@ -60,6 +69,53 @@ pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Durat
     Err(Error::internal("reserve: counters would not load").into())
 }
 
+/// A record's `state, exp, lines` as the reservation it stands for.
+fn found(token: Uuid, fields: &[String]) -> Result<Reserved, Fail> {
+    let state = match fields.first().map(String::as_str) {
+        Some("held") => HoldState::Held,
+        Some("confirming") => HoldState::Confirming,
+        Some("confirmed") => HoldState::Confirmed,
+        Some("void") => return Ok(Reserved::Fenced),
+        _ => return Err(reservation_ended(token).into()),
+    };
+    let expires_at = millis(fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+    let lines = parse_lines(fields.get(2).map_or("", String::as_str));
+    Ok(Reserved::Held(Reservation { token, lines, expires_at, path: HoldPath::Redis, state }))
+}
+
+/// How often, and how far apart, [`settle_reserve`] asks Redis before giving up: a
+/// dropped connection is usually back within a reconnect.
+const SETTLE_TRIES: u32 = 3;
+const SETTLE_PAUSE: Duration = Duration::from_millis(50);
+
+/// Settles a reservation [`Reserved::InDoubt`]: the hold the lost call made
+/// if it ran ([`Reserved::Held`]), else [`Reserved::Fenced`], after which
+/// the call can no longer hold anything even if Redis has yet to run it.
+/// An error means Redis did not answer: the token stays in doubt.
+pub(super) async fn settle_reserve(shop: &Shop, token: Uuid, ttl: Duration) -> Result<Reserved, Fail> {
+    let mut last = None;
+    for attempt in 0..SETTLE_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(SETTLE_PAUSE * attempt).await;
+        }
+        let reply: redis::RedisResult<Vec<String>> = scripts::FENCE
+            .prepare_invoke()
+            .arg(shop.kv.prefix())
+            .arg(token.to_string())
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut shop.kv.conn())
+            .await;
+        match reply {
+            Ok(reply) if head(&reply) == "FENCED" => return Ok(Reserved::Fenced),
+            Ok(reply) if head(&reply) == "FOUND" => return found(token, &reply[1..]),
+            Ok(reply) => return Err(Error::internal(format!("fence script answered {reply:?}")).into()),
+            Err(err) if super::is_outage(&err) => last = Some(err),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(Fail::Redis(last.unwrap_or_else(super::breaker_open)))
+}
+
 async fn sku_exists(shop: &Shop, sku: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM inventory WHERE sku_id = $1)").bind(sku).fetch_one(&shop.db).await
 }
@@ -71,6 +127,8 @@ pub(super) async fn release(shop: &Shop, token: Uuid) -> Result<Option<Released>
         "OK" => Ok(Some(Released::Returned)),
         "NONE" => Ok(None),
         _ => match reply[1].as_str() {
+            // Fenced off: any hold under this token is on the DB path.
+            "void" => Ok(None),
             "confirmed" => Ok(Some(Released::AlreadyConfirmed)),
             // A confirmation started and did not finish (its transaction
             // failed, or is still running): PostgreSQL decides.
@@ -125,7 +183,7 @@ pub(super) async fn begin_confirm(shop: &Shop, token: Uuid, grace: Duration) -> 
         .await?;
     match head(&reply) {
         "OK" => Ok(Begin::Started(parse_lines(&reply[1]))),
-        "NONE" => Ok(Begin::NotHere),
+        "NONE" | "VOID" => Ok(Begin::NotHere),
         "CONFIRMED" => Ok(Begin::AlreadyConfirmed),
         _ => Err(reservation_ended(token).into()),
     }

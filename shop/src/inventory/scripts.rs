@@ -7,7 +7,8 @@
 //! - `inv:{<sku>/<i>}:avail`   shard `i` of a sharded SKU (its own slot)
 //! - `inv:{<sku>}:shards`      shard count (absent: unsharded)
 //! - `inv:{<sku>}:held`        units in live Redis reservations of the SKU
-//! - `inv:res:{<token>}`       a reservation: state, expiry (ms), lines
+//! - `inv:res:{<token>}`       a reservation: state, expiry (ms), lines; state
+//!                             `void` marks a token fenced off for the DB path
 //! - `inv:res:due`             tokens by expiry (ms), for the sweeper
 //!
 //! A record's `lines` is `"<sku> <shard> <qty>,…"` (shard -1: unsharded), so
@@ -117,6 +118,7 @@ return out
 /// Reserves every line or none. ARGV: prefix, token, ttl_ms, random, then
 /// (sku, qty) pairs with distinct SKUs.
 /// → {'OK', state, exp, lines} | {'DUP', state, exp, lines} | {'SHORT', sku, available} | {'MISSING', sku}
+/// (a `void` record answers DUP: the token belongs to the DB path)
 pub const RESERVE_SRC: &str = concat!(
         prelude!(),
         r#"
@@ -124,7 +126,7 @@ local token, ttl, rnd = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rec = record_key(token)
 local state = redis.call('HGET', rec, 'state')
 if state then
-  return {'DUP', state, redis.call('HGET', rec, 'exp'), redis.call('HGET', rec, 'lines')}
+  return {'DUP', state, redis.call('HGET', rec, 'exp') or '0', redis.call('HGET', rec, 'lines') or ''}
 end
 -- Check every line before touching any: all or nothing.
 local plan = {}
@@ -407,6 +409,29 @@ for i = 2, #ARGV, 3 do
   out[#out + 1] = after and tostring(after) or 'n'
 end
 return out
+"#
+    ))
+});
+
+/// Settles a reservation whose script call failed after it may have run
+/// (a reply lost to a timeout or a dropped connection): either the record
+/// is there, and that hold is the reservation, or a `void` record takes its
+/// place, so a copy of the call still queued in Redis finds the token taken
+/// and holds nothing. Then the DB path may hold under the same token.
+/// ARGV: prefix, token, ttl_ms → {'FOUND', state, exp, lines} | {'FENCED'}
+pub static FENCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local token, ttl = ARGV[2], tonumber(ARGV[3])
+local rec = record_key(token)
+local state = redis.call('HGET', rec, 'state')
+if state then
+  return {'FOUND', state, redis.call('HGET', rec, 'exp') or '0', redis.call('HGET', rec, 'lines') or ''}
+end
+redis.call('HSET', rec, 'state', 'void')
+redis.call('PEXPIRE', rec, ttl + 86400000)
+return {'FENCED'}
 "#
     ))
 });
