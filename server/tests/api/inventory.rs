@@ -1079,3 +1079,64 @@ async fn a_reserve_reply_lost_while_redis_stays_silent_is_refused_not_held_twice
     assert_eq!((f.held_db, f.held_redis, f.counter), (0, 0, Some(10)));
     assert!(inv.reconcile().await.unwrap().corrected.is_empty());
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn db_path_holds_on_eight_shards_land_across_them(db: PgPool) {
+    let (_redis, link, shop, observer, skus) = behind_link(&db, &[100], Settings::default()).await;
+    let sku = skus[0];
+    let inv = shop.inventory();
+    inv.set_shards(SellerScope::Admin, sku, 8).await.unwrap();
+    let shards = || async {
+        let values: Vec<i64> = redis::cmd("MGET").arg(counter_keys(&observer, sku, 8)).query_async(&mut observer.kv.conn()).await.unwrap();
+        values
+    };
+    assert_eq!(shards().await, vec![13, 13, 13, 13, 12, 12, 12, 12]);
+
+    // A reserve call lost before Redis saw it: the token is fenced on Redis
+    // and held on PostgreSQL while Redis stays in use (one failure is below
+    // the threshold), so the hold itself must lower the eight counters.
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    link.fail_next_reserve(Fault::LoseCall);
+    let held = inv.reserve(first, &[Line { sku_id: sku, quantity: 20 }], None).await.unwrap();
+    assert!(link.fired());
+    assert_eq!((held.path, breaker_state(&shop)), (HoldPath::Db, shop::breaker::State::Closed));
+    let values = shards().await;
+    assert!(values.iter().all(|v| *v >= 0), "no shard below zero: {values:?}");
+    assert_eq!(values.iter().sum::<i64>(), 80, "{values:?}");
+
+    // The lost call reaching Redis late holds nothing: the token is taken.
+    let late: Vec<String> = redis::Script::new(shop::inventory::reserve_script_source())
+        .prepare_invoke()
+        .arg(shop.kv.prefix())
+        .arg(first.to_string())
+        .arg(600_000)
+        .arg(0)
+        .arg(sku.to_string())
+        .arg(20)
+        .invoke_async(&mut observer.kv.conn())
+        .await
+        .unwrap();
+    assert_eq!(&late[..2], ["DUP", "void"]);
+    assert_eq!(shards().await.iter().sum::<i64>(), 80);
+
+    // More than any one shard has, and back.
+    link.fail_next_reserve(Fault::LoseCall);
+    assert_eq!(inv.reserve(second, &[Line { sku_id: sku, quantity: 70 }], None).await.unwrap().path, HoldPath::Db);
+    let values = shards().await;
+    assert!(values.iter().all(|v| *v >= 0), "no shard below zero: {values:?}");
+    assert_eq!(values.iter().sum::<i64>(), 10, "{values:?}");
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (90, 0, Some(10)));
+
+    // Release and confirm find the DB-path holds past their fenced tokens.
+    assert_eq!(inv.release(first).await.unwrap(), Released::Returned);
+    let values = shards().await;
+    assert!(values.iter().all(|v| *v >= 0), "{values:?}");
+    assert_eq!(values.iter().sum::<i64>(), 30, "{values:?}");
+    assert_eq!(inv.confirm(second).await.unwrap(), vec![Line { sku_id: sku, quantity: 70 }]);
+    let f = figures(&observer, sku).await;
+    assert_eq!((f.confirmed, f.held_db, f.held_redis, f.counter), (70, 0, 0, Some(30)));
+    assert!(inv.reconcile().await.unwrap().corrected.is_empty());
+    let won = race(&shop, 100, |_| vec![Line { sku_id: sku, quantity: 1 }]).await;
+    assert_eq!((won.len(), shards().await), (30, vec![0; 8]), "the 30 left sell, spread over the shards");
+}

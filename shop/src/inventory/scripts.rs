@@ -304,15 +304,21 @@ return out
     ))
 });
 
-/// Adds units a DB-path hold gave back to a loaded counter. ARGV: prefix,
-/// then (sku, qty) pairs.
+/// Applies a DB-path change (`-qty` for a hold, `+qty` for units given
+/// back) to a loaded counter. ARGV: prefix, then (sku, delta) pairs. The new
+/// total is spread over the shards again rather than added to one of them:
+/// a hold larger than shard 0 would otherwise push it below zero while the
+/// other shards kept the units, and reservations skip a shard at or below
+/// zero. A total that must go negative (PostgreSQL let the DB path hold
+/// units Redis holds too) lands on one shard, as `write_total` does.
 pub static ADD_IF_LOADED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 for i = 2, #ARGV, 2 do
   local keys = layout(ARGV[i])
-  if total(keys) then redis.call('INCRBY', keys[1], tonumber(ARGV[i + 1])) end
+  local sum = total(keys)
+  if sum then write_total(keys, sum + tonumber(ARGV[i + 1])) end
 end
 return 1
 "#
