@@ -1140,3 +1140,33 @@ async fn db_path_holds_on_eight_shards_land_across_them(db: PgPool) {
     let won = race(&shop, 100, |_| vec![Line { sku_id: sku, quantity: 1 }]).await;
     assert_eq!((won.len(), shards().await), (30, vec![0; 8]), "the 30 left sell, spread over the shards");
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_probe_whose_request_is_dropped_still_brings_redis_back(db: PgPool) {
+    // No cooldown: the first call after the trip is the probe.
+    let settings = Settings { breaker_threshold: 1, breaker_cooldown: Duration::ZERO, ..Settings::default() };
+    let (shop, skus) = stocked(&db, &redis_url(), &[10], settings).await;
+    let sku = skus[0];
+    shop.inventory().preload().await.unwrap();
+    shop.inventory_rt.breaker.trip();
+
+    // A row lock the rebuild's FOR SHARE waits on: the probe's request is
+    // dropped while the rebuild is under way.
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(sku).execute(&mut *blocker).await.unwrap();
+    let request = {
+        let shop = shop.clone();
+        tokio::spawn(async move { shop.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 1 }], None).await })
+    };
+    let watched = &shop;
+    eventually("the probe to be handed out", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::HalfOpen }).await;
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    blocker.rollback().await.unwrap();
+
+    eventually("the rebuild to close the breaker", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::Closed }).await;
+    let again = shop.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 2 }], None).await.unwrap();
+    assert_eq!(again.path, HoldPath::Redis, "back on Redis");
+    let f = figures(&shop, sku).await;
+    assert_eq!((f.held_db, f.held_redis, f.counter), (0, 2, Some(8)), "the dropped request held nothing: {f:?}");
+}

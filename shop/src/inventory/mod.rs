@@ -470,33 +470,21 @@ impl<'a> Inventory<'a> {
         self.shop.kv.delete_matching("inv:*").await.map_err(Into::into)
     }
 
-    /// Whether to use Redis now. The caller that gets the half-open probe
-    /// rebuilds the counters from PostgreSQL (and the holds Redis still
-    /// has) before anyone trusts them again: while the DB-only path ran,
-    /// PostgreSQL moved without them.
+    /// Whether to use Redis now. The half-open probe rebuilds the counters
+    /// from PostgreSQL (and the holds Redis still has) before anyone trusts
+    /// them again: while the DB-only path ran, PostgreSQL moved without
+    /// them. The rebuild runs in a task of its own, so a caller that goes
+    /// away (a client disconnecting, a request timeout) cannot cut it short
+    /// and leave the breaker half-open with no one to report; the caller
+    /// waits for it, as every DB-path caller waits on the gate it holds.
     async fn redis_usable(&self) -> bool {
         match self.rt().breaker.permit() {
             Permit::Go => true,
             Permit::Refuse => false,
-            Permit::Probe => match {
-                let _exclusive = self.rt().db_gate.write().await;
-                async {
-                    settle_doubts(self.shop).await?;
-                    counters::reconcile(self.shop).await
-                }
-                .await
-                .inspect(|_| self.rt().breaker.success())
-            } {
-                Ok(report) => {
-                    tracing::info!(corrected = report.corrected.len(), checked = report.checked, "Redis is back: counters rebuilt, reservations use Redis again");
-                    true
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "Redis probe failed; staying on the DB-only path");
-                    self.rt().breaker.failure();
-                    false
-                }
-            },
+            Permit::Probe => {
+                let shop = self.shop.clone();
+                tokio::spawn(async move { rebuild(&shop).await }).await.unwrap_or(false)
+            }
         }
     }
 
@@ -518,6 +506,47 @@ impl<'a> Inventory<'a> {
         tracing::warn!(error = %err, "Redis failed during an inventory call; using the DB-only path");
         Stats::add(&self.shop.stats.inventory.redis_failures, 1);
         self.rt().breaker.failure();
+    }
+}
+
+/// The probe's rebuild: settles the tokens left in doubt, then reconciles
+/// every counter and `held`, holding the gate's write side so no DB-path
+/// change lands unseen, and reports to the breaker however it ends.
+async fn rebuild(shop: &Shop) -> bool {
+    /// Reports a failure if the rebuild ends without a verdict (a panic).
+    struct Verdict<'a>(&'a Breaker, bool);
+    impl Drop for Verdict<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.failure();
+            }
+        }
+    }
+    let rt = &shop.inventory_rt;
+    let mut verdict = Verdict(&rt.breaker, false);
+    let _exclusive = rt.db_gate.write().await;
+    let result = async {
+        settle_doubts(shop).await?;
+        counters::reconcile(shop).await
+    }
+    .await;
+    verdict.1 = true;
+    match result {
+        Ok(report) => {
+            rt.breaker.success();
+            tracing::info!(
+                corrected = report.corrected.len(),
+                held_corrected = report.held_corrected.len(),
+                checked = report.checked,
+                "Redis is back: counters rebuilt, reservations use Redis again"
+            );
+            true
+        }
+        Err(err) => {
+            rt.breaker.failure();
+            tracing::warn!(error = %err, "Redis probe failed; staying on the DB-only path");
+            false
+        }
     }
 }
 
