@@ -33,6 +33,7 @@ pub async fn reconcile(shop: shop::Shop, every: Duration) {
                 checked = report.checked,
                 loaded = report.loaded,
                 corrected = report.corrected.len(),
+                held_corrected = report.held_corrected.len(),
                 took_ms = report.took_ms,
                 "inventory reconciled"
             ),
