@@ -59,6 +59,9 @@ pub struct Metrics {
     reservations: Family<ReservationLabels, Counter>,
     redis_breaker: Gauge,
     breaker_trips: Counter,
+    /// Requests whose response is still being produced (a graceful
+    /// shutdown waits for these).
+    in_flight: Gauge,
 }
 
 /// Reservation outcomes per path, read from the shop's counters.
@@ -88,6 +91,8 @@ impl Metrics {
             "Time to produce the response head, by route",
             latency.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register("http_requests_in_flight", "Requests being handled now (this scrape included)", in_flight.clone());
         let mut shop = Vec::new();
         let reservations = Family::<ReservationLabels, Counter>::default();
         registry.register(
@@ -119,7 +124,7 @@ impl Metrics {
             registry.register(name, help, counter.clone());
             shop.push((counter, read));
         }
-        Self { registry, requests, latency, shop, reservations, redis_breaker, breaker_trips }
+        Self { registry, requests, latency, shop, reservations, redis_breaker, breaker_trips, in_flight }
     }
 
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
@@ -167,6 +172,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = route_label(&request);
+    // Counted down on drop, so a request whose client went away is not
+    // counted for ever.
+    struct InFlight(Gauge);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    state.metrics.in_flight.inc();
+    let _in_flight = InFlight(state.metrics.in_flight.clone());
     let response = next.run(request).await;
     state
         .metrics

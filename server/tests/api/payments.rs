@@ -71,8 +71,14 @@ async fn a_stopped_provider_is_a_503_and_its_return_is_noticed() {
     }
     assert_eq!(rt.breaker.state(), shop::breaker::State::Open);
     stripe.restart().await;
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let held = payments.authorize(&attempt(500, "pm_card_visa")).await.unwrap();
+    // Refused fast until the cooldown is over; then one probe goes through.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        match payments.authorize(&attempt(500, "pm_card_visa")).await {
+            Err(shop::Error::Unavailable { .. }) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(25)).await,
+            other => break other.unwrap(),
+        }
+    };
     assert_eq!(held.status, "requires_capture");
     assert_eq!(rt.breaker.state(), shop::breaker::State::Closed);
 }

@@ -38,11 +38,28 @@ async fn in_flight_requests_finish_after_the_shutdown_signal(db: PgPool) {
         app::server::GetHome::PATH
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the server is handling it: two requests in flight, that
+    // one and the scrape asking.
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        let in_flight = metrics.lines().find_map(|l| l.strip_prefix("mercato_http_requests_in_flight ")).and_then(|v| v.trim().parse::<i64>().ok());
+        if in_flight >= Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the request never reached a handler: {in_flight:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(client);
 
     stop_tx.send(()).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(TcpStream::connect(addr).await.is_err(), "no new connections once shutting down");
+    // The listener closes once shutdown has begun.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "new connections are still accepted after shutdown began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!server.is_finished(), "the server waits for the request in flight");
 
     stream.write_all(b"x=1").await.unwrap();

@@ -71,12 +71,12 @@ pub fn spec() -> Value {
             "/api/v1/auth/register": { "post": {
                 "summary": "Create a customer account; signs in (token and session cookie).",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Registration" } } } },
-                "responses": with_code(errors(&[400, 409, 422, 503]), "201", created("SignedIn"))
+                "responses": with_code(errors(&[400, 409, 422, 429, 503]), "201", created("SignedIn"))
             }},
             "/api/v1/auth/login": { "post": {
-                "summary": "Sign in (token and session cookie). A wrong email or password is one 401, without a hint which.",
+                "summary": "Sign in (token and session cookie). A wrong email or password is one 401, without a hint which. Attempts are limited per address, and failures per account (429 + Retry-After).",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Credentials" } } } },
-                "responses": with(errors(&[400, 401, 503]), ok("SignedIn"))
+                "responses": with(errors(&[400, 401, 429, 503]), ok("SignedIn"))
             }},
             "/api/v1/auth/logout": { "post": {
                 "summary": "End this session (the token stops working at once).",
@@ -100,10 +100,10 @@ pub fn spec() -> Value {
             }},
             "/api/v1/cart/items/{sku_id}": {
                 "put": {
-                    "summary": "Set a line's quantity (0 removes it).",
+                    "summary": "Set a line's quantity (0 removes it). Shares the add-to-cart rate limit.",
                     "parameters": [param("sku_id", "path", "SKU id.", json!({"type": "string", "format": "uuid"}))],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["quantity"], "properties": { "quantity": {"type": "integer", "minimum": 0, "maximum": 10} } } } } },
-                    "responses": with(errors(&[400, 403, 404, 422, 503]), ok("Cart"))
+                    "responses": with(errors(&[400, 403, 404, 422, 429, 503]), ok("Cart"))
                 },
                 "delete": {
                     "summary": "Remove a line.",
@@ -164,7 +164,7 @@ pub fn spec() -> Value {
                 "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuStock"))
             }},
             "/api/v1/checkout": { "post": {
-                "summary": "Place the signed-in customer's cart as an order: reserve, authorize the card (manual capture), write the order. Idempotent by key: a retry (even while the first is running) gets the first answer.",
+                "summary": "Place the signed-in customer's cart as an order: reserve, authorize the card (manual capture), write the order at the prices PostgreSQL has (409 price_changed otherwise). Idempotent by key: a retry (even while the first is running) gets the first answer. A card that asks for 3-D Secure is refused (422 authentication_required).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
                 "parameters": [param("Idempotency-Key", "header", "A client-generated key (e.g. a UUID), one per checkout attempt, reused on retry.", json!({"type": "string", "maxLength": 255}))],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CheckoutRequest" } } } },
@@ -186,7 +186,7 @@ pub fn spec() -> Value {
                 "responses": with(errors(&[400, 401, 404, 503]), ok("Order"))
             }},
             "/api/v1/orders/{order_id}/cancel": { "post": {
-                "summary": "Cancel before shipment: the payment is voided (refunded if captured) and the units go back to stock. Cancelling a cancelled order answers with it again.",
+                "summary": "Cancel before shipment: the cancel is recorded, the payment voided (refunded if captured) and the units go back to stock. Cancelling a cancelled order answers with it again. With the payment provider down: 503, and the recorded cancel is finished by recovery.",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
                 "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
                 "responses": with(errors(&[400, 401, 404, 409, 503]), ok("Order"))
@@ -329,6 +329,10 @@ pub fn spec() -> Value {
                         "sku_id": {"type": "string", "format": "uuid"}, "counter": {"type": "integer", "description": "What Redis said."},
                         "expected": {"type": "integer", "description": "PostgreSQL minus live reservations: what it says now."},
                         "drift": {"type": "integer", "description": "counter - expected; positive would have oversold."} } } },
+                    "held_corrected": { "type": "array", "description": "SKUs whose Redis `held` disagreed with the live reservation records (rebuilt first).", "items": { "type": "object", "properties": {
+                        "sku_id": {"type": "string", "format": "uuid"}, "held": {"type": "integer", "description": "What `inv:{sku}:held` said."},
+                        "expected": {"type": "integer", "description": "Units in live records."},
+                        "drift": {"type": "integer", "description": "held - expected; positive kept units from sale."} } } },
                     "took_ms": {"type": "integer"} } },
                 "Suggestions": { "type": "object", "properties": { "suggestions": { "type": "array", "items": { "type": "object", "properties": {
                     "product_id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "category": {"type": "string"} } } } } }
