@@ -1211,3 +1211,183 @@ async fn a_probe_whose_request_is_dropped_still_brings_redis_back(db: PgPool) {
     let f = figures(&shop, sku).await;
     assert_eq!((f.held_db, f.held_redis, f.counter), (0, 2, Some(8)), "the dropped request held nothing: {f:?}");
 }
+
+/// One step of one task in the concurrent property test. Tokens are shared
+/// by every task, so a release, a confirmation and the sweeper race for the
+/// same hold, and confirmations race each other on the same rows.
+#[derive(Debug, Clone)]
+enum Step {
+    Reserve { a: u32, b: u32, short: bool },
+    Release(usize),
+    Confirm(usize),
+    Sweep,
+    Reshard { sku: usize, shards: u32 },
+    SetStock { sku: usize, stock: i32 },
+    /// Let the other tasks run first: the seeded part of the schedule.
+    Yield(u8),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u32..4, 0u32..4, prop::bool::weighted(0.2))
+            .prop_filter("a reservation needs a line", |(a, b, _)| a + b > 0)
+            .prop_map(|(a, b, short)| Step::Reserve { a, b, short }),
+        2 => (0usize..64).prop_map(Step::Release),
+        3 => (0usize..64).prop_map(Step::Confirm),
+        1 => Just(Step::Sweep),
+        1 => (0usize..2, 1u32..9).prop_map(|(sku, shards)| Step::Reshard { sku, shards }),
+        1 => (0usize..2, 0i32..25).prop_map(|(sku, stock)| Step::SetStock { sku, stock }),
+        2 => (0u8..6).prop_map(Step::Yield),
+    ]
+}
+
+/// What the tasks saw, shared between them.
+#[derive(Default)]
+struct Seen {
+    /// Every hold granted, with its units per SKU.
+    holds: Vec<(Uuid, [i64; 2])>,
+    confirmed: std::collections::HashSet<Uuid>,
+    returned: std::collections::HashSet<Uuid>,
+}
+
+async fn run_task(shop: Shop, skus: Vec<Uuid>, steps: Vec<Step>, seen: Arc<Mutex<Seen>>) -> Result<(), String> {
+    let inv = shop.inventory();
+    let pick = |i: usize| {
+        let seen = seen.lock().unwrap();
+        (!seen.holds.is_empty()).then(|| seen.holds[i % seen.holds.len()])
+    };
+    for step in steps {
+        match step {
+            Step::Reserve { a, b, short } => {
+                let lines: Vec<Line> =
+                    [(skus[0], a), (skus[1], b)].into_iter().filter(|(_, q)| *q > 0).map(|(sku_id, quantity)| Line { sku_id, quantity }).collect();
+                match inv.reserve(Uuid::new_v4(), &lines, short.then(|| Duration::from_millis(1))).await {
+                    Ok(r) => seen.lock().unwrap().holds.push((r.token, [i64::from(a), i64::from(b)])),
+                    Err(shop::Error::Conflict { code: "out_of_stock", .. }) => {}
+                    Err(other) => return Err(format!("reserve: {other:?}")),
+                }
+            }
+            Step::Release(i) => {
+                let Some((token, _)) = pick(i) else { continue };
+                match inv.release(token).await {
+                    Ok(Released::Returned) => {
+                        if !seen.lock().unwrap().returned.insert(token) {
+                            return Err(format!("hold {token} returned its units twice"));
+                        }
+                    }
+                    Ok(Released::Nothing | Released::AlreadyConfirmed) => {}
+                    Err(other) => return Err(format!("release: {other:?}")),
+                }
+            }
+            Step::Confirm(i) => {
+                let Some((token, _)) = pick(i) else { continue };
+                match inv.confirm(token).await {
+                    Ok(_) => {
+                        seen.lock().unwrap().confirmed.insert(token);
+                    }
+                    Err(shop::Error::Conflict { code: "reservation_expired" | "out_of_stock", .. } | shop::Error::NotFound { .. }) => {}
+                    Err(other) => return Err(format!("confirm: {other:?}")),
+                }
+            }
+            Step::Sweep => {
+                inv.sweep().await.map_err(|e| format!("sweep: {e:?}"))?;
+            }
+            Step::Reshard { sku, shards } => {
+                inv.set_shards(SellerScope::Admin, skus[sku], shards).await.map_err(|e| format!("reshard: {e:?}"))?;
+            }
+            Step::SetStock { sku, stock } => match inv.set_stock(SellerScope::Admin, skus[sku], i64::from(stock)).await {
+                Ok(_) | Err(shop::Error::Conflict { code: "stock_below_reserved", .. }) => {}
+                Err(other) => return Err(format!("set_stock: {other:?}")),
+            },
+            Step::Yield(n) => {
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same operations as the model test, run by four tasks at once over
+/// shared holds: whatever the interleaving, no hold is both confirmed and
+/// returned, PostgreSQL's `reserved` is exactly the confirmed holds' units
+/// (never more than the stock), and once the rest are released nothing is
+/// held and every counter is exact, with nothing for reconciliation to fix.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn concurrent_interleavings_never_oversell_and_leave_counters_exact(db: PgPool) {
+    let (template, skus) = stocked(&db, &redis_url(), &[10, 10], Settings::default()).await;
+    let handle = tokio::runtime::Handle::current();
+    let db_for_cases = db.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(PropConfig { cases: 32, failure_persistence: None, ..PropConfig::default() });
+        runner.run(&prop::collection::vec(prop::collection::vec(step(), 1..25), 4), |tasks| {
+            handle.block_on(async {
+                let kv = shop::kv::Kv::connect(&redis_url(), format!("test:{}:", Uuid::new_v4().simple())).await.unwrap();
+                let shop = Shop::new(db_for_cases.clone(), kv);
+                sqlx::query("UPDATE inventory SET stock_count = 10, reserved = 0, held = 0, shards = 1 WHERE sku_id = ANY($1)")
+                    .bind(&skus)
+                    .execute(&db_for_cases)
+                    .await
+                    .unwrap();
+                sqlx::query("TRUNCATE inventory_reservations, reservation_outcomes").execute(&db_for_cases).await.unwrap();
+                let seen = Arc::new(Mutex::new(Seen::default()));
+                let mut running = tokio::task::JoinSet::new();
+                for steps in tasks {
+                    running.spawn(run_task(shop.clone(), skus.clone(), steps, seen.clone()));
+                }
+                let mut result = Ok(());
+                while let Some(done) = running.join_next().await {
+                    if let Err(err) = done.unwrap() {
+                        result = Err(TestCaseError::fail(err));
+                    }
+                }
+                if result.is_ok() {
+                    result = check_after_the_race(&shop, &skus, &seen).await;
+                }
+                shop.kv.delete_matching("inv:*").await.unwrap();
+                result
+            })
+        })
+    })
+    .await
+    .unwrap();
+    drop(template);
+    if let Err(err) = outcome {
+        panic!("{err}");
+    }
+}
+
+async fn check_after_the_race(shop: &Shop, skus: &[Uuid], seen: &Mutex<Seen>) -> Result<(), TestCaseError> {
+    let (holds, confirmed) = {
+        let seen = seen.lock().unwrap();
+        let both: Vec<&Uuid> = seen.confirmed.intersection(&seen.returned).collect();
+        prop_assert!(both.is_empty(), "holds both confirmed and returned: {:?}", both);
+        (seen.holds.clone(), seen.confirmed.clone())
+    };
+    for (k, sku) in skus.iter().enumerate() {
+        let units: i64 = holds.iter().filter(|(t, _)| confirmed.contains(t)).map(|(_, u)| u[k]).sum();
+        let f = figures(shop, *sku).await;
+        prop_assert_eq!(f.confirmed, units, "SKU {}: reserved is exactly the confirmed holds", k);
+        prop_assert!(f.confirmed + f.held_db + f.held_redis <= f.stock, "oversold: {:?}", f);
+    }
+    // Give back everything still held; then nothing is held and every
+    // counter says PostgreSQL's figure.
+    let inv = shop.inventory();
+    for (token, _) in holds.iter().filter(|(t, _)| !confirmed.contains(t)) {
+        match inv.release(*token).await {
+            Ok(Released::AlreadyConfirmed) => return Err(TestCaseError::fail(format!("{token} was confirmed but its confirm failed"))),
+            Ok(_) => {}
+            Err(err) => return Err(TestCaseError::fail(format!("final release: {err:?}"))),
+        }
+    }
+    inv.available(skus).await.unwrap();
+    for (k, sku) in skus.iter().enumerate() {
+        let f = figures(shop, *sku).await;
+        prop_assert_eq!((f.held_db, f.held_redis), (0, 0), "SKU {}: nothing left held", k);
+        prop_assert_eq!(f.counter, Some(f.expected_counter()), "SKU {}: counter exact: {:?}", k, f);
+    }
+    let report = inv.reconcile().await.map_err(|e| TestCaseError::fail(format!("reconcile: {e:?}")))?;
+    prop_assert!(report.corrected.is_empty() && report.held_corrected.is_empty(), "drift: {:?} {:?}", report.corrected, report.held_corrected);
+    Ok(())
+}
