@@ -56,6 +56,19 @@ async fn start(db: &PgPool, prefix: &str, stripe: &LocalStripe, fault: Option<&s
     panic!("the server did not come up");
 }
 
+/// A payment provider, a Redis prefix and a seeded shop for the server
+/// processes the test starts, with one SKU of 50 units.
+async fn fixture(db: &PgPool) -> (LocalStripe, String, shop::Shop, Uuid) {
+    let stripe = LocalStripe::start().await;
+    let prefix = format!("test:{}:", Uuid::new_v4().simple());
+    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
+    let shop = shop::Shop::new(db.clone(), kv);
+    shop.catalog().seed(shop::catalog::SeedOptions { products: 10 }).await.unwrap();
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(db).await.unwrap();
+    sqlx::query("UPDATE inventory SET stock_count = 50 WHERE sku_id = $1").bind(sku).execute(db).await.unwrap();
+    (stripe, prefix, shop, sku)
+}
+
 async fn checkout(base: &str, token: &str, key: &str) -> Option<(u16, Value)> {
     let body = json!({
         "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
@@ -76,13 +89,7 @@ async fn checkout(base: &str, token: &str, key: &str) -> Option<(u16, Value)> {
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn a_server_killed_at_any_checkout_step_leaves_nothing_half_done(db: PgPool) {
-    let stripe = LocalStripe::start().await;
-    let prefix = format!("test:{}:", Uuid::new_v4().simple());
-    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
-    let shop = shop::Shop::new(db.clone(), kv);
-    shop.catalog().seed(shop::catalog::SeedOptions { products: 10 }).await.unwrap();
-    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&db).await.unwrap();
-    sqlx::query("UPDATE inventory SET stock_count = 50 WHERE sku_id = $1").bind(sku).execute(&db).await.unwrap();
+    let (stripe, prefix, shop, sku) = fixture(&db).await;
 
     for step in ["after_claim", "after_reserve", "after_authorize", "before_commit", "after_commit"] {
         let token = shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
@@ -142,13 +149,7 @@ async fn a_server_killed_at_any_checkout_step_leaves_nothing_half_done(db: PgPoo
 /// payment.
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn a_server_killed_mid_cancel_leaves_no_confirmed_order_without_its_payment(db: PgPool) {
-    let stripe = LocalStripe::start().await;
-    let prefix = format!("test:{}:", Uuid::new_v4().simple());
-    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
-    let shop = shop::Shop::new(db.clone(), kv);
-    shop.catalog().seed(shop::catalog::SeedOptions { products: 10 }).await.unwrap();
-    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&db).await.unwrap();
-    sqlx::query("UPDATE inventory SET stock_count = 50 WHERE sku_id = $1").bind(sku).execute(&db).await.unwrap();
+    let (stripe, prefix, shop, sku) = fixture(&db).await;
 
     for step in ["after_cancel_recorded", "after_cancel_void"] {
         let token = shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
