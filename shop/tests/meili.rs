@@ -1,7 +1,10 @@
 //! The Meilisearch adapter against an HTTP fake of the documented
 //! Meilisearch API (wiremock): the requests it sends and the responses it
-//! parses. A Meilisearch server cannot be installed on these machines; when
-//! MEILI_URL points at one, `against_a_real_meilisearch` runs for real.
+//! parses. Then the cases both backends must answer alike (the rules in
+//! `shop::search::text`), on the embedded index always and, in
+//! `against_a_real_meilisearch`, on a real Meilisearch at MEILI_URL:
+//! `cargo xtask test` starts one when the machine has the binary, and leaves
+//! that test out (reported as skipped) when it does not.
 
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use chrono::{TimeZone, Utc};
 use model::{ListingFilters, Sort};
 use serde_json::{json, Value};
 use shop::search::meili::MeiliBackend;
+use shop::search::tantivy::TantivyBackend;
 use shop::search::{SearchBackend, SearchDoc, SearchRequest};
 use uuid::Uuid;
 use wiremock::matchers::{method, path, query_param};
@@ -54,6 +58,21 @@ async fn body_of(server: &MockServer, verb: &str, at: &str) -> Value {
         .find(|r| r.method.as_str() == verb && r.url.path() == at)
         .unwrap_or_else(|| panic!("no {verb} {at} was sent"));
     serde_json::from_slice(&request.body).unwrap()
+}
+
+/// Where a real Meilisearch runs. Without MEILI_URL the test fails rather than
+/// pass without having run: skipping is the runner's decision (`--skip
+/// real_meilisearch`), which `cargo xtask test` takes, and reports, only when
+/// it has no Meilisearch to start.
+fn real_meilisearch() -> (String, Option<String>) {
+    match std::env::var("MEILI_URL") {
+        Ok(url) if !url.is_empty() => (url, std::env::var("MEILI_KEY").ok().filter(|k| !k.is_empty())),
+        _ => panic!(
+            "this test needs a real Meilisearch and MEILI_URL is not set. `cargo xtask test` starts one when \
+             ../shared/tools/meilisearch/meilisearch (or MERCATO_MEILISEARCH_BIN) exists, and otherwise leaves these \
+             tests out and counts them as skipped; by hand, set MEILI_URL (and MEILI_KEY) or add `-- --skip real_meilisearch`"
+        ),
+    }
 }
 
 fn doc(title: &str, brand: &str, price_cents: i64, rating_avg: f64) -> SearchDoc {
@@ -143,6 +162,10 @@ async fn a_search_is_one_multi_search_with_a_facet_query_per_facet() {
     assert_eq!(main["hitsPerPage"], 24);
     assert_eq!(main["sort"], json!(["price_cents:asc"]));
     assert_eq!(main["attributesToRetrieve"], json!(["id"]));
+    // Every word must match, in the results and in every facet count.
+    for query in queries {
+        assert_eq!(query["matchingStrategy"], "all", "{query}");
+    }
     let escaped_brand = r#"brand IN ["Aurora\" OR brand != \"x"]"#;
     assert_eq!(
         main["filter"],
@@ -233,28 +256,45 @@ async fn a_failed_task_is_an_error_and_an_unreachable_server_is_unavailable() {
     }
 }
 
-/// Runs only against a real Meilisearch (MEILI_URL, and MEILI_KEY if it needs one).
-#[tokio::test]
-async fn against_a_real_meilisearch() {
-    let Ok(url) = std::env::var("MEILI_URL") else {
-        eprintln!("SKIPPED against_a_real_meilisearch: MEILI_URL is not set (no Meilisearch server on this machine)");
-        return;
-    };
-    let key = std::env::var("MEILI_KEY").ok();
-    let backend = MeiliBackend::connect(&url, key.as_deref()).await.expect("Meilisearch at MEILI_URL accepts the settings");
-    backend.clear().await.unwrap();
+/// The cases both backends must answer alike, on a small catalog where each
+/// rule decides the outcome.
+async fn shared_cases(backend: &dyn SearchBackend) {
+    let mut popular_sneakers = doc("Nimbus Canvas Sneakers", "Nimbus", 6_999, 4.1);
+    // Far more popular than the speaker: only the typo rule can rank it below.
+    popular_sneakers.rating_count = 900;
     let docs = vec![
         doc("Aurora Studio Headphones", "Aurora", 12_999, 4.4),
         doc("Nimbus Travel Headphones", "Nimbus", 4_999, 3.2),
         doc("Nimbus Bluetooth Speaker", "Nimbus", 2_999, 4.8),
+        popular_sneakers,
+        doc("Aurora Wool Blanket", "Aurora", 8_999, 4.6),
+        doc("Aurora Cotton Blanket", "Aurora", 5_999, 4.2),
+        doc("Nimbus Wool Socks", "Nimbus", 1_999, 4.0),
     ];
+    let id = |i: usize| docs[i].id;
+    backend.clear().await.unwrap();
     backend.index(docs.clone()).await.unwrap();
     backend.commit().await.unwrap();
+    let name = backend.name();
+    let search = |q: &str| {
+        let request = SearchRequest { q: q.into(), limit: 10, ..Default::default() };
+        async move { backend.search(&request).await.unwrap() }
+    };
 
-    let typo = backend.search(&SearchRequest { q: "headphnoes".into(), limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(typo.total, 2, "a typo still finds both headphones");
-    let prefix = backend.search(&SearchRequest { q: "speak".into(), limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(prefix.ids, vec![docs[2].id]);
+    let typo = search("headphnoes").await;
+    assert_eq!(typo.total, 2, "{name}: a typo still finds both headphones");
+    assert_eq!(search("sneakres").await.ids, vec![id(3)], "{name}: a transposition is one typo");
+    assert_eq!(search("wneakers").await.total, 0, "{name}: a changed first letter counts as two typos");
+
+    // An exact prefix outranks a typo match, however popular the typo match.
+    assert_eq!(search("speak").await.ids, vec![id(2), id(3)], "{name}: speaker (prefix) above sneakers (typo)");
+    assert_eq!(search("sneak").await.ids, vec![id(3), id(2)], "{name}: sneakers (prefix) above speaker (typo)");
+
+    // Every word must match.
+    assert_eq!(search("wool blanket").await.ids, vec![id(4)], "{name}: wool AND blanket");
+    assert_eq!(search("nimbus headphones").await.ids, vec![id(1)], "{name}: brand AND noun");
+    assert_eq!(search("wool blanket headphones").await.total, 0, "{name}: no product has all three");
+
     let filtered = backend
         .search(&SearchRequest {
             filters: ListingFilters { brands: vec!["Nimbus".into()], ..Default::default() },
@@ -264,6 +304,22 @@ async fn against_a_real_meilisearch() {
         })
         .await
         .unwrap();
-    assert_eq!(filtered.ids, vec![docs[2].id, docs[1].id]);
-    assert_eq!(filtered.facets.brand["Aurora"], 1, "the brand facet ignores the brand filter");
+    assert_eq!(filtered.ids, vec![id(6), id(2), id(1), id(3)], "{name}");
+    assert_eq!(filtered.facets.brand["Aurora"], 3, "{name}: the brand facet ignores the brand filter");
+}
+
+#[tokio::test]
+async fn the_embedded_index_keeps_the_shared_rules() {
+    shared_cases(&TantivyBackend::new()).await;
+}
+
+/// The same cases on a real Meilisearch (MEILI_URL, and MEILI_KEY if it needs
+/// one), in an index of this test's own.
+#[tokio::test]
+async fn against_a_real_meilisearch() {
+    let (url, key) = real_meilisearch();
+    let uid = format!("test_adapter_{}", Uuid::now_v7().simple());
+    let backend = MeiliBackend::connect_to(&url, key.as_deref(), &uid).await.expect("Meilisearch at MEILI_URL accepts the settings");
+    shared_cases(&backend).await;
+    backend.delete_index().await.unwrap();
 }

@@ -1,8 +1,11 @@
 //! Meilisearch through meilisearch-sdk, used when `MEILI_URL` is set.
 //!
-//! Behaves like the embedded backend: the same typo budgets (set in the
-//! index's typo tolerance), the last word as a prefix (Meilisearch's
-//! default), and facets counted under every filter but their own — one
+//! Behaves like the embedded backend (the rules are in [`super::text`]): the
+//! same typo budgets (set in the index's typo tolerance), every query word
+//! required (`matchingStrategy: "all"` on every query: Meilisearch's default,
+//! "last", drops words until something matches), the last word as a prefix
+//! (Meilisearch's default), fewest typos first (the `typo` ranking rule right
+//! after `words`), and facets counted under every filter but their own — one
 //! multi-search request carries the results query plus one facet-only query
 //! per facet. User text reaches Meilisearch only as the `q` string or as
 //! quoted, escaped filter values, never as filter syntax.
@@ -13,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meilisearch_sdk::client::Client;
 use meilisearch_sdk::indexes::Index;
-use meilisearch_sdk::search::{SearchQuery, Selectors};
+use meilisearch_sdk::search::{MatchingStrategies, SearchQuery, Selectors};
 use meilisearch_sdk::settings::{FacetingSettings, MinWordSizeForTypos, PaginationSetting, Settings, TypoToleranceSettings};
 use meilisearch_sdk::task_info::TaskInfo;
 use meilisearch_sdk::tasks::Task;
@@ -26,7 +29,10 @@ use super::text::{price_bucket, price_buckets};
 use super::{unavailable, SearchBackend, SearchDoc, SearchOutcome, SearchRequest};
 use crate::{Error, Result};
 
+/// The index the shop uses unless told otherwise.
 pub const INDEX: &str = "products";
+/// Every query word must match, as in the embedded backend.
+const MATCHING: MatchingStrategies = MatchingStrategies::ALL;
 const TASK_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct MeiliBackend {
@@ -180,8 +186,14 @@ impl MeiliBackend {
     /// Connects and applies the index settings (waiting for Meilisearch to
     /// accept them), so a wrong URL or key fails at startup.
     pub async fn connect(url: &str, key: Option<&str>) -> Result<Self> {
+        Self::connect_to(url, key, INDEX).await
+    }
+
+    /// [`MeiliBackend::connect`] with an index of the caller's choice, so
+    /// tests sharing one Meilisearch each keep their own documents.
+    pub async fn connect_to(url: &str, key: Option<&str>, index_uid: &str) -> Result<Self> {
         let client = Client::new(url, key).map_err(unavailable)?;
-        let index = client.index(INDEX);
+        let index = client.index(index_uid);
         let backend = MeiliBackend { client, index, pending: Mutex::new(Vec::new()) };
         let task = backend.index.set_settings(&settings()).await.map_err(unavailable)?;
         backend.wait(task).await?;
@@ -197,6 +209,12 @@ impl MeiliBackend {
             Task::Failed { content } => Err(Error::internal(format!("meilisearch task failed: {:?}", content.error))),
             _ => Ok(()),
         }
+    }
+
+    /// Deletes the whole index (a test's own, when it is done with it).
+    pub async fn delete_index(&self) -> Result<()> {
+        let task = self.index.clone().delete().await.map_err(unavailable)?;
+        self.wait(task).await
     }
 
     fn queue(&self, task: TaskInfo) {
@@ -222,7 +240,7 @@ impl SearchBackend for MeiliBackend {
         let q = request.q.trim();
 
         let mut main = SearchQuery::new(&self.index);
-        main.with_query(q).with_attributes_to_retrieve(Selectors::Some(&["id"]));
+        main.with_query(q).with_matching_strategy(MATCHING).with_attributes_to_retrieve(Selectors::Some(&["id"]));
         match request.offset.checked_div(request.limit) {
             Some(pages_before) => main.with_page(pages_before + 1).with_hits_per_page(request.limit),
             None => main.with_page(1).with_hits_per_page(0),
@@ -238,7 +256,9 @@ impl SearchBackend for MeiliBackend {
         multi.with_search_query(main);
         for ((facet_filter, _), facet) in facet_filters.iter().zip(FACETS) {
             let mut query = SearchQuery::new(&self.index);
-            query.with_query(q).with_limit(0).with_facets(Selectors::Some(facet));
+            // The same words rule as the results, or facet counts would
+            // describe more products than the total.
+            query.with_query(q).with_matching_strategy(MATCHING).with_limit(0).with_facets(Selectors::Some(facet));
             if !facet_filter.is_empty() {
                 query.with_filter(facet_filter);
             }

@@ -1,6 +1,7 @@
 //! Search: full text with typo tolerance, prefix search-as-you-type, filters,
 //! facet counts and sorting, behind one [`SearchBackend`] trait with two
-//! implementations that behave the same:
+//! implementations that behave the same (every word required, fewest typos
+//! ranked first: the rules are in [`text`]):
 //!
 //! - [`tantivy::TantivyBackend`], the embedded default: an in-process index
 //!   built from PostgreSQL at startup and updated as products change;

@@ -1,13 +1,19 @@
 //! The embedded search backend: a Tantivy index in memory, built from
 //! PostgreSQL at startup and updated as products change.
 //!
-//! Text matching is Tantivy's: every query word must match some field,
-//! exactly (BM25-scored, title weighted highest) or within its typo budget,
-//! and the last word also as a prefix, for search-as-you-type. Filters,
-//! facets and sorting run in one pass of a custom collector over fast-field
-//! columns, which counts each facet under every filter except its own.
+//! Text matching follows the rules in [`super::text`], the same as the
+//! Meilisearch backend: every query word must match some field exactly,
+//! within its typo budget, and (the last word) as a prefix. Tantivy's own
+//! fuzzy queries count typos differently (a changed first letter is one
+//! typo there), so each word is expanded here against the term dictionary
+//! and its derived words grouped by the typos Meilisearch would count. A
+//! word scores by its best match: a tier per typo saved, far above the field
+//! weight and BM25 that order results within a tier, so fewer typos always
+//! rank first. Filters, facets and sorting run in one pass of a custom
+//! collector over fast-field columns, which counts each facet under every
+//! filter except its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -15,15 +21,21 @@ use model::query::PRICE_BUCKET_EDGES;
 use model::{Facets, Sort};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+    TermSetQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
-use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
+    Term,
+};
 use uuid::Uuid;
 
-use super::text::{code, price_bucket, price_buckets, typo_budget};
+use super::text::{code, forgiven, price_bucket, price_buckets, typo_budget};
 use super::{unavailable, SearchBackend, SearchDoc, SearchOutcome, SearchRequest};
 use crate::{Error, Result};
 
@@ -42,15 +54,32 @@ struct Fields {
     description: Field,
 }
 
-/// Text fields a query word is matched against, with their weights; fuzzy
-/// and prefix matching skip the description (too noisy for typos).
-const WEIGHTS: [(TextField, f32, bool); 5] = [
-    (TextField::Title, 3.0, true),
-    (TextField::Brand, 2.0, true),
-    (TextField::Category, 1.5, true),
-    (TextField::Keywords, 1.0, true),
-    (TextField::Description, 0.5, false),
+/// Text fields a query word is matched against, with their weights. Every
+/// field forgives typos and takes prefixes, as every searchable attribute
+/// does in Meilisearch: matching the same documents matters more than
+/// keeping the description's typo matches out.
+const WEIGHTS: [(TextField, f32); 5] = [
+    (TextField::Title, 3.0),
+    (TextField::Brand, 2.0),
+    (TextField::Category, 1.5),
+    (TextField::Keywords, 1.0),
+    (TextField::Description, 0.5),
 ];
+
+/// What each typo a word needed costs it. Larger than anything field
+/// weights and BM25 add to a word (about 90 at most), and small enough that
+/// f32 keeps their differences, so the score orders by total typos first.
+const TYPO_TIER: f32 = 10_000.0;
+
+/// The score a word earns by matching with `typos` typos, before weights.
+fn tier(typos: u8) -> f32 {
+    (2 - typos.min(2)) as f32 * TYPO_TIER
+}
+
+/// Within a tier: exact words score their BM25 times the field weight; a
+/// prefix completion and a typo match score a share of the weight alone.
+const PREFIX_SHARE: f32 = 0.5;
+const TYPO_SHARE: f32 = 0.3;
 
 #[derive(Clone, Copy)]
 enum TextField {
@@ -140,46 +169,42 @@ impl TantivyBackend {
     }
 
     /// Every word must match; each may match any field exactly, within its
-    /// typo budget, and (the last word) as a prefix. User text only ever
-    /// becomes terms, never query syntax, so nothing in it can inject.
-    fn query(&self, q: &str) -> Box<dyn Query> {
+    /// typo budget, and (the last word) as a prefix. A word scores its best
+    /// match (a disjunction-max over fields and tiers) and the words' scores
+    /// add up. User text only ever becomes terms, never query syntax, so
+    /// nothing in it can inject.
+    fn query(&self, searcher: &Searcher, q: &str) -> tantivy::Result<Box<dyn Query>> {
         let words = self.tokens(q);
         if words.is_empty() {
-            return Box::new(AllQuery);
+            return Ok(Box::new(AllQuery));
         }
         let last = words.len() - 1;
-        let per_word = words
-            .iter()
-            .enumerate()
-            .map(|(i, word)| {
-                let budget = typo_budget(word);
-                let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-                for (field, weight, fuzzy) in WEIGHTS {
-                    let term = Term::from_field_text(self.fields.text(field), word);
-                    should.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)), weight)),
-                    ));
-                    if !fuzzy {
+        let mut per_word: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
+        for (i, word) in words.iter().enumerate() {
+            let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
+            for (field, weight) in WEIGHTS {
+                let field = self.fields.text(field);
+                let exact = Term::from_field_text(field, word);
+                alternatives.push(Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(ConstScoreQuery::new(Box::new(TermQuery::new(exact.clone(), IndexRecordOption::Basic)), tier(0)))),
+                    (Occur::Must, Box::new(BoostQuery::new(Box::new(TermQuery::new(exact, IndexRecordOption::WithFreqs)), weight))),
+                ])));
+                for (typos, derived) in derivations(searcher, field, word, i == last)?.into_iter().enumerate() {
+                    let terms: Vec<Term> =
+                        derived.iter().filter(|w| *w != word).map(|w| Term::from_field_text(field, w)).collect();
+                    if terms.is_empty() {
                         continue;
                     }
-                    if budget > 0 {
-                        should.push((
-                            Occur::Should,
-                            Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new(term.clone(), budget, true)), weight * 0.3)),
-                        ));
-                    }
-                    if i == last {
-                        should.push((
-                            Occur::Should,
-                            Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(term, budget, true)), weight * 0.5)),
-                        ));
-                    }
+                    let share = if typos == 0 { PREFIX_SHARE } else { TYPO_SHARE };
+                    alternatives.push(Box::new(ConstScoreQuery::new(
+                        Box::new(TermSetQuery::new(terms)),
+                        tier(typos as u8) + weight * share,
+                    )));
                 }
-                (Occur::Must, Box::new(BooleanQuery::new(should)) as Box<dyn Query>)
-            })
-            .collect();
-        Box::new(BooleanQuery::new(per_word))
+            }
+            per_word.push((Occur::Must, Box::new(DisjunctionMaxQuery::new(alternatives))));
+        }
+        Ok(Box::new(BooleanQuery::new(per_word)))
     }
 
     fn document(&self, doc: &SearchDoc) -> TantivyDocument {
@@ -214,7 +239,7 @@ impl TantivyBackend {
 
     fn run(&self, request: &SearchRequest) -> tantivy::Result<SearchOutcome> {
         let searcher = self.reader.searcher();
-        let query = self.query(&request.q);
+        let query = self.query(&searcher, &request.q)?;
         let collector = ListingCollector {
             filter: Filter::new(request),
             sort: request.sort,
@@ -236,6 +261,37 @@ impl TantivyBackend {
         let ids = window.iter().map(|r| Uuid::from_u128(r.id)).collect();
         Ok(SearchOutcome { ids, total: fruit.total, facets })
     }
+}
+
+/// The words indexed in `field` that `word` matches, grouped by the typos
+/// counted for them ([`super::text::typos`]): `[0]` the word itself and, for
+/// a prefix, the words it begins; `[1]` and `[2]` typo matches. Levenshtein
+/// automata (a transposition is one edit) stream the term dictionary once
+/// per distance, smallest first, so each word lands in its lowest tier.
+fn derivations(searcher: &Searcher, field: Field, word: &str, prefix: bool) -> tantivy::Result<[Vec<String>; 3]> {
+    let mut typos_of: BTreeMap<String, u8> = BTreeMap::new();
+    for edits in 0..=typo_budget(word) {
+        let term = Term::from_field_text(field, word);
+        let fuzzy = if prefix { FuzzyTermQuery::new_prefix(term, edits, true) } else { FuzzyTermQuery::new(term, edits, true) };
+        let automaton = fuzzy.automaton()?;
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(field)?;
+            let mut stream = inverted.terms().search(&automaton).into_stream()?;
+            while stream.advance() {
+                let Ok(indexed) = std::str::from_utf8(stream.key()) else { continue };
+                if typos_of.contains_key(indexed) || !forgiven(word, indexed, edits) {
+                    continue;
+                }
+                let differs = word.chars().next() != indexed.chars().next();
+                typos_of.insert(indexed.to_owned(), super::text::typos(edits, differs));
+            }
+        }
+    }
+    let mut tiers: [Vec<String>; 3] = Default::default();
+    for (indexed, typos) in typos_of {
+        tiers[typos.min(2) as usize].push(indexed);
+    }
+    Ok(tiers)
 }
 
 #[async_trait]
