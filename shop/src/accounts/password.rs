@@ -155,11 +155,9 @@ mod tests {
         assert_eq!(Hashing::new(128 * 1024, Duration::ZERO).size(), 6, "128 MiB holds six 19 MiB hashes");
     }
 
-    #[tokio::test]
-    async fn a_full_pool_answers_503_after_the_queue_wait() {
-        // One slot, taken by a hash we hold open; the next caller queues
-        // briefly, then is refused with the dependency named.
-        let hashing = Arc::new(Hashing::new(Params::DEFAULT_M_COST, Duration::from_millis(50)));
+    /// Takes a slot with work that runs until `release` is sent; returns once
+    /// the work has started.
+    async fn occupy(hashing: &Arc<Hashing>) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let (started, wait_started) = tokio::sync::oneshot::channel();
         let holder = hashing.clone();
@@ -173,6 +171,15 @@ mod tests {
                 .await
         });
         wait_started.await.unwrap();
+        (release, busy)
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_answers_503_after_the_queue_wait() {
+        // One slot, taken by a hash we hold open; the next caller queues
+        // briefly, then is refused with the dependency named.
+        let hashing = Arc::new(Hashing::new(Params::DEFAULT_M_COST, Duration::from_millis(50)));
+        let (release, busy) = occupy(&hashing).await;
         let refused = hashing.verify("x".into(), None).await.unwrap_err();
         match refused {
             Error::Unavailable { dependency: Dependency::PasswordHashing, retry_after, .. } => assert!(retry_after >= Duration::from_secs(1)),
@@ -186,19 +193,7 @@ mod tests {
     #[tokio::test]
     async fn a_caller_queues_while_the_slot_frees_within_its_wait() {
         let hashing = Arc::new(Hashing::new(Params::DEFAULT_M_COST, Duration::from_secs(30)));
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started, wait_started) = tokio::sync::oneshot::channel();
-        let holder = hashing.clone();
-        let busy = tokio::spawn(async move {
-            holder
-                .run(move || {
-                    let _ = started.send(());
-                    let _ = hold.recv();
-                    Ok(())
-                })
-                .await
-        });
-        wait_started.await.unwrap();
+        let (release, busy) = occupy(&hashing).await;
         let waiter = hashing.clone();
         let queued = tokio::spawn(async move { waiter.verify("x".into(), None).await });
         release.send(()).unwrap();
