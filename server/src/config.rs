@@ -50,6 +50,17 @@ pub struct Config {
     /// A checkout claim still unfinished after this long belongs to a dead
     /// process and is recovered (authorization voided, stock released).
     pub checkout_recovery_after: Duration,
+    /// Partitions per event topic. Every process must agree: an aggregate's
+    /// partition depends on it.
+    pub event_partitions: u32,
+    /// How long the outbox relay waits before looking again once the outbox
+    /// is drained (a full batch is followed at once).
+    pub relay_interval: Duration,
+    /// Outbox rows the relay publishes per round (one transaction).
+    pub relay_batch: usize,
+    /// A consumer's event unacked for this long is taken over by another
+    /// consumer of its group (its holder died or hangs).
+    pub consumer_claim_idle: Duration,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
     pub stripe_secret_key: Secret<String>,
@@ -141,6 +152,10 @@ impl Config {
             },
             redis_breaker_cooldown: Duration::from_millis(parse_num(&lookup, "MERCATO_REDIS_BREAKER_COOLDOWN_MS", 1000u64)?.max(10)),
             checkout_recovery_after: Duration::from_secs(parse_num(&lookup, "MERCATO_CHECKOUT_RECOVERY_SECS", 60u64)?),
+            event_partitions: parse_num(&lookup, "MERCATO_EVENT_PARTITIONS", 8u32)?.clamp(1, 1024),
+            relay_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_RELAY_INTERVAL_MS", 100u64)?.max(5)),
+            relay_batch: parse_num(&lookup, "MERCATO_RELAY_BATCH", 500usize)?.clamp(1, 10_000),
+            consumer_claim_idle: Duration::from_millis(parse_num(&lookup, "MERCATO_CONSUMER_CLAIM_IDLE_MS", 30_000u64)?.max(10)),
             stripe_api_base: parse_stripe_base(&get("STRIPE_API_BASE", "http://127.0.0.1:8420"))?,
             stripe_secret_key: Secret::new(get("STRIPE_SECRET_KEY", "sk_test_mercato")),
         })

@@ -143,6 +143,16 @@ impl Application {
         let _stop_reconcile = AbortOnDrop(self.state.config.reconcile_interval.map(|every| {
             tokio::spawn(crate::workers::inventory::reconcile(self.state.shop.clone(), every))
         }));
+        let relay = shop::events::outbox::Relay::new(
+            self.state.shop.db.clone(),
+            crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
+            self.state.config.relay_batch,
+        );
+        let _stop_relay = AbortOnDrop(Some(tokio::spawn(crate::workers::relay::run(
+            relay,
+            self.state.config.relay_interval,
+            self.state.metrics.clone(),
+        ))));
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {

@@ -32,6 +32,17 @@ struct ReservationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    topic: &'static str,
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
     route: String,
@@ -62,7 +73,22 @@ pub struct Metrics {
     /// Requests whose response is still being produced (a graceful
     /// shutdown waits for these).
     in_flight: Gauge,
+    events: EventSeries,
 }
+
+/// The outbox and the bus, as of the last scrape (published: as it happens).
+struct EventSeries {
+    backlog: Gauge,
+    oldest_unpublished: Gauge<f64, std::sync::atomic::AtomicU64>,
+    published: Counter,
+    lag: Family<GroupLabels, Gauge>,
+    pending: Family<GroupLabels, Gauge>,
+    dead_letters: Family<TopicLabels, Counter>,
+}
+
+/// A scrape waits no longer than this for a figure; a dependency that is
+/// down leaves the last value in place.
+const FIGURE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// Reservation outcomes per path, read from the shop's counters.
 const RESERVATION_SERIES: [(&str, &str, ShopCounter); 4] = [
@@ -124,7 +150,58 @@ impl Metrics {
             registry.register(name, help, counter.clone());
             shop.push((counter, read));
         }
-        Self { registry, requests, latency, shop, reservations, redis_breaker, breaker_trips, in_flight }
+        let events = EventSeries {
+            backlog: Gauge::default(),
+            oldest_unpublished: Gauge::default(),
+            published: Counter::default(),
+            lag: Family::default(),
+            pending: Family::default(),
+            dead_letters: Family::default(),
+        };
+        registry.register("outbox_backlog", "Outbox rows committed and not yet published to the event bus", events.backlog.clone());
+        registry.register("outbox_oldest_unpublished_seconds", "Age of the oldest unpublished outbox row (0 when none)", events.oldest_unpublished.clone());
+        registry.register("events_published", "Outbox rows this process published to the event bus", events.published.clone());
+        registry.register("events_consumer_lag", "Events a consumer group has not finished: delivered and unacked, plus not yet delivered", events.lag.clone());
+        registry.register("events_consumer_pending", "Events delivered to a consumer group and not acked yet", events.pending.clone());
+        registry.register("events_dead_letters", "Events consumer groups gave up on after their tries, per topic", events.dead_letters.clone());
+        Self { registry, requests, latency, shop, reservations, redis_breaker, breaker_trips, in_flight, events }
+    }
+
+    /// Counts rows the outbox relay published.
+    pub fn events_published(&self, rows: usize) {
+        self.events.published.inc_by(rows as u64);
+    }
+
+    /// Brings the outbox and bus figures up to date: the backlog from
+    /// PostgreSQL, lag and dead letters from the bus. Each source that does
+    /// not answer in time keeps its last figures (and says so in the log).
+    pub async fn refresh_events(&self, shop: &shop::Shop, bus: &dyn shop::events::EventBus) {
+        match tokio::time::timeout(FIGURE_TIMEOUT, shop::events::outbox::backlog(&shop.db)).await {
+            Ok(Ok(backlog)) => {
+                self.events.backlog.set(backlog.rows);
+                self.events.oldest_unpublished.set(backlog.oldest_secs);
+            }
+            Ok(Err(err)) => tracing::debug!(error = ?err, "outbox backlog unavailable for /metrics"),
+            Err(_) => tracing::debug!("outbox backlog timed out for /metrics"),
+        }
+        let bus_figures = async {
+            for topic in shop::events::Topic::ALL {
+                for group in bus.lag(topic).await? {
+                    let labels = GroupLabels { topic: topic.name(), group: group.group };
+                    self.events.pending.get_or_create(&labels).set(group.pending as i64);
+                    self.events.lag.get_or_create(&labels).set((group.pending + group.undelivered) as i64);
+                }
+                let dead = bus.dead_letter_count(topic).await?;
+                let counter = self.events.dead_letters.get_or_create(&TopicLabels { topic: topic.name() });
+                counter.inc_by(dead.saturating_sub(counter.get()));
+            }
+            Ok::<_, shop::Error>(())
+        };
+        match tokio::time::timeout(FIGURE_TIMEOUT, bus_figures).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!(error = ?err, "event bus figures unavailable for /metrics"),
+            Err(_) => tracing::debug!("event bus figures timed out for /metrics"),
+        }
     }
 
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
@@ -223,6 +300,8 @@ fn route_label(request: &Request) -> String {
 
 /// `GET /metrics` in the OpenMetrics text format (which Prometheus scrapes).
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let bus = crate::workers::relay::bus(&state.shop, state.config.event_partitions);
+    state.metrics.refresh_events(&state.shop, bus.as_ref()).await;
     (
         [(
             header::CONTENT_TYPE,

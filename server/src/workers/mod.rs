@@ -2,6 +2,9 @@
 //! until the process shuts down; a failed round is logged and retried on the
 //! next tick, never fatal.
 
+pub mod backoff;
 pub mod checkout;
+pub mod consumer;
 pub mod inventory;
+pub mod relay;
 pub mod search_sync;

@@ -92,7 +92,8 @@ impl<'a> Orders<'a> {
     }
 
     /// Moves an order to `to` inside `conn`'s transaction, with its history
-    /// row and an `order.status_changed` event. Refused (409
+    /// row and an event named for where it went (`order.confirmed`,
+    /// `order.cancelled`, ...: see [`event_type`]). Refused (409
     /// `illegal_transition`) when the status machine does not allow it.
     /// Returns the status it left.
     pub async fn transition(conn: &mut PgConnection, order_id: Uuid, to: OrderStatus) -> Result<OrderStatus> {
@@ -113,7 +114,7 @@ impl<'a> Orders<'a> {
         }
         sqlx::query("UPDATE orders SET status = $2 WHERE id = $1").bind(order_id).bind(to.as_str()).execute(&mut *conn).await?;
         history(conn, order_id, Some(from), to).await?;
-        events::record(conn, "order", order_id, "order.status_changed", json!({ "order_id": order_id, "from": from, "to": to })).await?;
+        events::record(conn, "order", order_id, event_type(to), json!({ "order_id": order_id, "from": from, "to": to })).await?;
         Ok(from)
     }
 
@@ -183,6 +184,22 @@ impl<'a> Orders<'a> {
                 .collect(),
             created_at,
         })
+    }
+}
+
+/// The event a move to `to` publishes. Consumers subscribe to what happened
+/// (`order.confirmed`, `order.cancelled`), so the name says it; the payload
+/// keeps `from` and `to` for those who want both. Rows written before these
+/// names existed say `order.status_changed` and still go to order-events.
+pub fn event_type(to: OrderStatus) -> &'static str {
+    match to {
+        OrderStatus::Placed => "order.placed",
+        OrderStatus::PaymentPending => "order.payment_pending",
+        OrderStatus::Confirmed => "order.confirmed",
+        OrderStatus::Shipped => "order.shipped",
+        OrderStatus::Delivered => "order.delivered",
+        OrderStatus::Cancelled => "order.cancelled",
+        OrderStatus::Refunded => "order.refunded",
     }
 }
 

@@ -195,6 +195,15 @@ pub fn spec() -> Value {
                 "summary": "Compare every Redis stock counter with PostgreSQL minus live reservations, correct drift, and report each corrected SKU (also `server reconcile` and a periodic job).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
                 "responses": with(errors(&[401, 403, 503]), ok("ReconcileReport"))
+            }},
+            "/api/v1/admin/dead-letters": { "get": {
+                "summary": "Events a consumer group gave up on after 3 tries, newest first, each with its group, error and try count.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    param("topic", "query", "Only this topic: order-events, inventory-events or payment-events.", json!({"type": "string", "enum": ["order-events", "inventory-events", "payment-events"]})),
+                    param("limit", "query", "At most this many (default 50, up to 500).", json!({"type": "integer", "minimum": 1}))
+                ],
+                "responses": with(errors(&[400, 401, 403, 503]), ok("DeadLetters"))
             }}
         },
         "components": {
@@ -322,6 +331,19 @@ pub fn spec() -> Value {
                 "SkuStockPage": { "type": "object", "properties": {
                     "items": { "type": "array", "items": { "$ref": "#/components/schemas/SkuStock" } },
                     "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },
+                "Event": { "type": "object", "description": "The event envelope every topic carries.", "properties": {
+                    "id": {"type": "string", "format": "uuid", "description": "UUIDv7; the dedup key."},
+                    "type": {"type": "string", "example": "order.confirmed"},
+                    "aggregate_id": {"type": "string", "format": "uuid", "description": "Also the partition key."},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                    "payload": {"type": "object"} } },
+                "DeadLetters": { "type": "object", "properties": {
+                    "items": { "type": "array", "items": { "type": "object", "properties": {
+                        "topic": {"type": "string"}, "group": {"type": "string", "description": "The consumer group that gave up."},
+                        "event": { "$ref": "#/components/schemas/Event" },
+                        "error": {"type": "string", "description": "The last try's error."},
+                        "attempts": {"type": "integer"},
+                        "dead_at": {"type": "string", "format": "date-time"} } } } } },
                 "ReconcileReport": { "type": "object", "properties": {
                     "checked": {"type": "integer", "description": "SKUs in PostgreSQL."},
                     "loaded": {"type": "integer", "description": "SKUs with a Redis counter (the rest load on demand)."},
