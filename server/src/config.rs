@@ -156,7 +156,12 @@ impl Config {
             relay_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_RELAY_INTERVAL_MS", 100u64)?.max(5)),
             relay_batch: parse_num(&lookup, "MERCATO_RELAY_BATCH", 500usize)?.clamp(1, 10_000),
             consumer_claim_idle: Duration::from_millis(parse_num(&lookup, "MERCATO_CONSUMER_CLAIM_IDLE_MS", 30_000u64)?.max(10)),
-            stripe_api_base: parse_stripe_base(&get("STRIPE_API_BASE", "http://127.0.0.1:8420"))?,
+            // A secret key and no provider named: that key is for Stripe
+            // itself. Neither: localstripe, as the README's commands start it.
+            stripe_api_base: parse_stripe_base(&get(
+                "STRIPE_API_BASE",
+                if lookup("STRIPE_SECRET_KEY").is_some() { STRIPE_API } else { "http://127.0.0.1:8420" },
+            ))?,
             stripe_secret_key: Secret::new(get("STRIPE_SECRET_KEY", "sk_test_mercato")),
         })
     }
@@ -227,23 +232,17 @@ fn parse_origins(raw: &str) -> Result<Vec<axum::http::HeaderValue>, ConfigError>
         .collect()
 }
 
+/// Stripe's own API, spoken over TLS (rustls).
+pub const STRIPE_API: &str = "https://api.stripe.com";
+
 fn parse_stripe_base(raw: &str) -> Result<String, ConfigError> {
-    if raw.starts_with("https://") {
-        // The payment client is built without a TLS stack: accepting an
-        // https URL here would fail on the first checkout instead of now.
-        return Err(ConfigError {
-            var: "STRIPE_API_BASE",
-            problem: format!("is an https URL ({raw}), but this build's payment client speaks plain http only"),
-            hint: "point it at an http provider (localstripe: http://127.0.0.1:8420); TLS to Stripe itself is not built in yet".into(),
-        });
-    }
-    if raw.starts_with("http://") {
+    if raw.starts_with("http://") || raw.starts_with("https://") {
         return Ok(raw.trim_end_matches('/').to_owned());
     }
     Err(ConfigError {
         var: "STRIPE_API_BASE",
         problem: format!("is not an http(s) URL: {raw:?}"),
-        hint: "use an http URL, e.g. http://127.0.0.1:8420 for localstripe".into(),
+        hint: "use https://api.stripe.com, or http://127.0.0.1:8420 for localstripe".into(),
     })
 }
 
@@ -340,11 +339,10 @@ mod tests {
             Some("http://127.0.0.1:7700")
         );
 
-        // No TLS in the payment client: an https provider is refused at
-        // startup, not on the first checkout.
-        let err = config(&[("STRIPE_API_BASE", "https://api.stripe.com")]).unwrap_err();
-        assert_eq!(err.var, "STRIPE_API_BASE");
-        assert!(err.to_string().contains("plain http only"), "{err}");
+        // Only a secret key: Stripe itself, over TLS. Nothing: localstripe.
+        assert_eq!(config(&[("STRIPE_SECRET_KEY", "sk_test_x")]).unwrap().stripe_api_base, STRIPE_API);
+        assert_eq!(config(&[]).unwrap().stripe_api_base, "http://127.0.0.1:8420");
+        assert_eq!(config(&[("STRIPE_API_BASE", "https://api.stripe.com/")]).unwrap().stripe_api_base, STRIPE_API);
         assert_eq!(config(&[("STRIPE_API_BASE", "http://127.0.0.1:8420/")]).unwrap().stripe_api_base, "http://127.0.0.1:8420");
 
         let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();

@@ -162,3 +162,24 @@ async fn a_card_asking_for_3d_secure_is_refused_in_words_not_as_a_decline() {
         other => panic!("expected a refusal in words, got {other:?}"),
     }
 }
+
+/// Stripe itself is https: the client must open a TLS session, not fail on
+/// the scheme. A listener that reads what the client sends first sees a TLS
+/// handshake record (0x16, version 3.x).
+#[tokio::test]
+async fn an_https_provider_is_spoken_to_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = tokio::spawn(async move {
+        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("the client connects").unwrap();
+        let mut first = [0u8; 3];
+        socket.read_exact(&mut first).await.unwrap();
+        first
+    });
+    let rt = Runtime::new(Settings { api_base: format!("https://127.0.0.1:{port}"), timeout: Duration::from_secs(3), ..Settings::default() });
+    let err = Payments::new(&rt).retrieve("pi_tls").await.unwrap_err();
+    assert!(matches!(err, shop::Error::Unavailable { .. }), "a handshake cut short is the provider unreachable: {err:?}");
+    let first = first_bytes.await.unwrap();
+    assert_eq!((first[0], first[1]), (0x16, 0x03), "a TLS handshake record: {first:?}");
+}

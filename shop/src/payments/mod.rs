@@ -66,7 +66,7 @@ impl Runtime {
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(2))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("the HTTP client builds (rustls with built-in roots needs nothing from the system)");
         // A probe is one call, bounded by the client's timeout: past that
         // it was dropped, and another caller may probe.
         let breaker = Breaker::new(settings.breaker_threshold, settings.breaker_cooldown)
