@@ -259,9 +259,15 @@ async fn a_failed_task_is_an_error_and_an_unreachable_server_is_unavailable() {
 /// The cases both backends must answer alike, on a small catalog where each
 /// rule decides the outcome.
 async fn shared_cases(backend: &dyn SearchBackend) {
-    let mut popular_sneakers = doc("Nimbus Canvas Sneakers", "Nimbus", 6_999, 4.1);
+    let mut popular_sneakers = doc("Nimbus Court Sneakers", "Nimbus", 6_999, 4.1);
     // Far more popular than the speaker: only the typo rule can rank it below.
     popular_sneakers.rating_count = 900;
+    // "canvas" exactly, but only in the least weighted field...
+    let mut canvas_in_description = doc("Aurora Everyday Tote", "Aurora", 7_999, 4.0);
+    canvas_in_description.description = "Waxed canvas outside, cotton inside.".into();
+    // ...and one typo away in the title, of a more popular product.
+    let mut typo_in_title = doc("Nimbus Canvus Tote", "Nimbus", 3_999, 4.0);
+    typo_in_title.rating_count = 900;
     let docs = vec![
         doc("Aurora Studio Headphones", "Aurora", 12_999, 4.4),
         doc("Nimbus Travel Headphones", "Nimbus", 4_999, 3.2),
@@ -270,6 +276,8 @@ async fn shared_cases(backend: &dyn SearchBackend) {
         doc("Aurora Wool Blanket", "Aurora", 8_999, 4.6),
         doc("Aurora Cotton Blanket", "Aurora", 5_999, 4.2),
         doc("Nimbus Wool Socks", "Nimbus", 1_999, 4.0),
+        canvas_in_description,
+        typo_in_title,
     ];
     let id = |i: usize| docs[i].id;
     backend.clear().await.unwrap();
@@ -289,6 +297,8 @@ async fn shared_cases(backend: &dyn SearchBackend) {
     // An exact prefix outranks a typo match, however popular the typo match.
     assert_eq!(search("speak").await.ids, vec![id(2), id(3)], "{name}: speaker (prefix) above sneakers (typo)");
     assert_eq!(search("sneak").await.ids, vec![id(3), id(2)], "{name}: sneakers (prefix) above speaker (typo)");
+    // Typos decide before fields and popularity do.
+    assert_eq!(search("canvas").await.ids, vec![id(7), id(8)], "{name}: exact in the description above a typo in the title");
 
     // Every word must match.
     assert_eq!(search("wool blanket").await.ids, vec![id(4)], "{name}: wool AND blanket");
@@ -304,8 +314,8 @@ async fn shared_cases(backend: &dyn SearchBackend) {
         })
         .await
         .unwrap();
-    assert_eq!(filtered.ids, vec![id(6), id(2), id(1), id(3)], "{name}");
-    assert_eq!(filtered.facets.brand["Aurora"], 3, "{name}: the brand facet ignores the brand filter");
+    assert_eq!(filtered.ids, vec![id(6), id(2), id(8), id(1), id(3)], "{name}");
+    assert_eq!(filtered.facets.brand["Aurora"], 4, "{name}: the brand facet ignores the brand filter");
 }
 
 #[tokio::test]
