@@ -21,3 +21,4 @@ mod orders;
 mod payments;
 mod checkout;
 mod crash;
+mod events;
