@@ -40,16 +40,28 @@ pub fn output(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Passed/failed counts across the runners of one `xtask test`.
+/// Passed/failed/skipped counts across the runners of one `xtask test`.
+/// Skipped: tests that exist but did not run — left out by name (`--skip`,
+/// which cargo reports as "filtered out"), ignored, or skipped by Playwright.
+/// A test that returns early is invisible here, so none may.
 #[derive(Default)]
 pub struct Tally {
     pub passed: u64,
     pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Tally {
+    /// The closing line: `N passed, N failed, N skipped`.
+    pub fn summary(&self) -> String {
+        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+    }
 }
 
 /// Runs with stdout echoed line by line, adding up the summary lines of
-/// `cargo test` ("test result: ok. 3 passed; 0 failed") and Playwright
-/// ("  5 passed (3.1s)", "  1 failed").
+/// `cargo test` ("test result: ok. 3 passed; 0 failed; 0 ignored; 0
+/// measured; 2 filtered out") and Playwright ("  5 passed (3.1s)",
+/// "  1 failed", "  2 skipped").
 pub fn run_counting(cmd: &mut Command, tally: &mut Tally) -> Result {
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -72,24 +84,30 @@ pub fn run_counting(cmd: &mut Command, tally: &mut Tally) -> Result {
 fn count_line(line: &str, tally: &mut Tally) {
     let line = line.trim();
     if let Some(rest) = line.strip_prefix("test result: ") {
-        // "ok. 14 passed; 0 failed; 0 ignored; ..."
+        // "ok. 14 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; ..."
         for part in rest.split(';') {
             let words: Vec<&str> = part.split_whitespace().collect();
-            if let [.., n, kind] = words.as_slice() {
-                let n: u64 = n.trim_start_matches("ok.").parse().unwrap_or(0);
-                match *kind {
-                    "passed" => tally.passed += n,
-                    "failed" => tally.failed += n,
-                    _ => {}
-                }
+            let (n, kind) = match words.as_slice() {
+                [.., n, "filtered", "out"] => (*n, "filtered out"),
+                [.., n, kind] => (*n, *kind),
+                _ => continue,
+            };
+            let n: u64 = n.parse().unwrap_or(0);
+            match kind {
+                "passed" => tally.passed += n,
+                "failed" => tally.failed += n,
+                "ignored" | "filtered out" => tally.skipped += n,
+                _ => {}
             }
         }
     } else if let [n, kind, ..] = line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        // Playwright's closing lines: "12 passed (9.3s)", "1 failed".
+        // Playwright's closing lines: "12 passed (9.3s)", "1 failed", "2 skipped".
         if let Ok(n) = n.parse::<u64>() {
+            let two_words = line.split_whitespace().count() == 2;
             match *kind {
                 "passed" if line.contains('(') => tally.passed += n,
-                "failed" if line.split_whitespace().count() == 2 => tally.failed += n,
+                "failed" if two_words => tally.failed += n,
+                "skipped" if two_words => tally.skipped += n,
                 _ => {}
             }
         }
@@ -122,10 +140,13 @@ mod tests {
         let mut t = Tally::default();
         count_line("test result: ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 10.28s", &mut t);
         count_line("test result: FAILED. 2 passed; 1 failed; 0 ignored", &mut t);
+        count_line("test result: ok. 9 passed; 0 failed; 0 ignored; 0 measured; 8 filtered out; finished in 3.1s", &mut t);
         count_line("  5 passed (12.4s)", &mut t);
         count_line("  1 failed", &mut t);
+        count_line("  2 skipped", &mut t);
         count_line("running 3 tests", &mut t);
-        assert_eq!((t.passed, t.failed), (21, 2));
+        assert_eq!((t.passed, t.failed, t.skipped), (30, 2, 10));
+        assert_eq!(t.summary(), "30 passed, 2 failed, 10 skipped");
         assert_eq!(strip_ansi("\u{1b}[32mok\u{1b}[0m"), "ok");
     }
 }

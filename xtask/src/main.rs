@@ -6,6 +6,7 @@
 //! crates.io.
 
 mod cmd;
+mod meili;
 mod services;
 mod tools;
 
@@ -15,7 +16,10 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <run|test>
   run    install what is missing, start PostgreSQL and Redis if needed, migrate,
          seed the demo catalog when empty, build and serve http://127.0.0.1:3000
-  test   the same setup, then every Rust test and the Playwright browser suite";
+         (MERCATO_SEARCH=meilisearch: search on Meilisearch, started when needed)
+  test   the same setup, then every Rust test (the Meilisearch ones against a
+         Meilisearch started for the run when this machine has one) and the
+         Playwright browser suite (--no-e2e leaves it out)";
 
 fn main() -> ExitCode {
     // The first argument is the program's own path.
@@ -53,6 +57,13 @@ fn run() -> Result {
     let root = root();
     tools::ensure(tools::Purpose::Run)?;
     let env = services::ensure("mercato")?;
+    // Started before the long build so a missing binary fails fast; held
+    // until the shop stops (Ctrl-C reaches both).
+    let meili = match std::env::var("MERCATO_SEARCH").unwrap_or_default().as_str() {
+        "" | "tantivy" => None,
+        "meilisearch" => Some(meili::for_run()?),
+        other => return Err(format!("MERCATO_SEARCH={other}: use tantivy (the default, embedded) or meilisearch")),
+    };
 
     step("Building the shop (release: optimised wasm and server)");
     cmd::run(cmd::cargo().args(["leptos", "build", "--release"]).current_dir(&root))?;
@@ -63,7 +74,8 @@ fn run() -> Result {
     cmd::run(env.apply(&mut cmd::command(&server)).args(["seed", "--if-empty"]))?;
 
     let addr = std::env::var("MERCATO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    step(&format!("Serving the shop at http://{addr}  (Ctrl-C to stop)"));
+    let engine = meili.as_ref().map_or("the embedded index".to_owned(), |m| format!("Meilisearch at {}", m.url));
+    step(&format!("Serving the shop at http://{addr}, search on {engine}  (Ctrl-C to stop)"));
     println!("\n    Mercato: http://{addr}\n");
     let mut serve = cmd::command(&server);
     env.apply(&mut serve)
@@ -71,15 +83,14 @@ fn run() -> Result {
         .env("MERCATO_ADDR", &addr)
         .env("LEPTOS_SITE_ROOT", root.join("target/site"))
         .current_dir(&root);
-    cmd::run(&mut serve)
-}
-
-/// The Meilisearch adapter is tested against an HTTP fake always, and against
-/// a real server only when MEILI_URL names one: say which happened.
-fn meili_note() {
-    if std::env::var_os("MEILI_URL").is_none() {
-        println!("note: shop::search::meili ran against its HTTP fake only; the real-server test was skipped (MEILI_URL not set)");
-    }
+    match &meili {
+        Some(meili) => meili.apply(&mut serve),
+        // Asked for the embedded index: a MEILI_URL in the environment must not override it.
+        None => serve.env_remove("MEILI_URL"),
+    };
+    let served = cmd::run(&mut serve);
+    drop(meili);
+    served
 }
 
 fn test(extra: &[String]) -> Result {
@@ -87,17 +98,40 @@ fn test(extra: &[String]) -> Result {
     let skip_e2e = extra.iter().any(|a| a == "--no-e2e");
     tools::ensure(if skip_e2e { tools::Purpose::Run } else { tools::Purpose::Test })?;
     let env = services::ensure("mercato_test")?;
+    let meili = meili::for_tests()?;
     let mut tally = cmd::Tally::default();
+    let mut notes = Vec::new();
 
-    step("Rust tests (unit and integration, against real PostgreSQL and Redis)");
+    step("Rust tests (unit and integration, against real PostgreSQL, Redis and Meilisearch)");
     let mut cargo_test = cmd::cargo();
     cargo_test.args(["test", "--workspace", "--color", "always"]).current_dir(&root);
     env.apply(&mut cargo_test);
-    cmd::run_counting(&mut cargo_test, &mut tally)?;
+    match &meili {
+        Some(meili) => {
+            meili.apply(&mut cargo_test);
+        }
+        None => {
+            // Left out by name, so cargo counts them as filtered out (our
+            // "skipped"), never as passed.
+            cargo_test.env_remove("MEILI_URL").args(["--", "--skip", meili::TEST_MARKER]);
+            notes.push(format!(
+                "Meilisearch tests (every `{}` test) skipped: {}",
+                meili::TEST_MARKER,
+                meili::ABSENT
+            ));
+        }
+    }
+    let rust = cmd::run_counting(&mut cargo_test, &mut tally);
+    // Stopped before the browser suite, which does not use it.
+    drop(meili);
+    if rust.is_err() {
+        finish(&tally, &notes);
+        return rust;
+    }
 
     if skip_e2e {
-        println!("\nxtask test: {} passed, {} failed (browser suite skipped: --no-e2e)", tally.passed, tally.failed);
-        meili_note();
+        notes.push("browser suite skipped: --no-e2e".to_owned());
+        finish(&tally, &notes);
         return Ok(());
     }
 
@@ -123,9 +157,17 @@ fn test(extra: &[String]) -> Result {
         .env("LEPTOS_SITE_ROOT", root.join("target/site"))
         .env("MERCATO_REDIS_PREFIX", &prefix);
     e2e.apply(&mut playwright);
-    cmd::run_counting(&mut playwright, &mut tally)?;
+    let browser = cmd::run_counting(&mut playwright, &mut tally);
+    finish(&tally, &notes);
+    browser
+}
 
-    println!("\nxtask test: {} passed, {} failed", tally.passed, tally.failed);
-    meili_note();
-    Ok(())
+/// The closing lines: what was left out and why, then the counts alone on
+/// the last line.
+fn finish(tally: &cmd::Tally, notes: &[String]) {
+    println!();
+    for note in notes {
+        println!("xtask test: {note}");
+    }
+    println!("{}", tally.summary());
 }
