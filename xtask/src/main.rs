@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("\nxtask: error: {message}");
+            // Empty: already reported above the test counts, which stay last.
+            if !message.is_empty() {
+                eprintln!("\nxtask: error: {message}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -101,10 +104,13 @@ fn test(extra: &[String]) -> Result {
     let meili = meili::for_tests()?;
     let mut tally = cmd::Tally::default();
     let mut notes = Vec::new();
+    let mut failures = Vec::new();
 
     step("Rust tests (unit and integration, against real PostgreSQL, Redis and Meilisearch)");
     let mut cargo_test = cmd::cargo();
-    cargo_test.args(["test", "--workspace", "--color", "always"]).current_dir(&root);
+    // --no-fail-fast: one failing test binary must not keep the others from
+    // running, or the counts would leave them out without a word.
+    cargo_test.args(["test", "--workspace", "--no-fail-fast", "--color", "always"]).current_dir(&root);
     env.apply(&mut cargo_test);
     match &meili {
         Some(meili) => {
@@ -124,15 +130,14 @@ fn test(extra: &[String]) -> Result {
     let rust = cmd::run_counting(&mut cargo_test, &mut tally);
     // Stopped before the browser suite, which does not use it.
     drop(meili);
-    if rust.is_err() {
-        finish(&tally, &notes);
-        return rust;
+    if let Err(failed) = rust {
+        failures.push(failed);
+        return finish(&tally, &notes, &failures);
     }
 
     if skip_e2e {
         notes.push("browser suite skipped: --no-e2e".to_owned());
-        finish(&tally, &notes);
-        return Ok(());
+        return finish(&tally, &notes, &failures);
     }
 
     step("Building the storefront for the browser suite (wasm + server)");
@@ -157,17 +162,23 @@ fn test(extra: &[String]) -> Result {
         .env("LEPTOS_SITE_ROOT", root.join("target/site"))
         .env("MERCATO_REDIS_PREFIX", &prefix);
     e2e.apply(&mut playwright);
-    let browser = cmd::run_counting(&mut playwright, &mut tally);
-    finish(&tally, &notes);
-    browser
+    if let Err(failed) = cmd::run_counting(&mut playwright, &mut tally) {
+        failures.push(failed);
+    }
+    finish(&tally, &notes, &failures)
 }
 
-/// The closing lines: what was left out and why, then the counts alone on
-/// the last line.
-fn finish(tally: &cmd::Tally, notes: &[String]) {
+/// The closing lines: what was left out and why, what failed, then the
+/// counts alone on the last line. An error when a runner failed, carrying no
+/// message of its own: it is printed here, above the counts.
+fn finish(tally: &cmd::Tally, notes: &[String], failures: &[String]) -> Result {
     println!();
     for note in notes {
         println!("xtask test: {note}");
     }
+    for failure in failures {
+        println!("xtask test: error: {failure}");
+    }
     println!("{}", tally.summary());
+    if failures.is_empty() { Ok(()) } else { Err(String::new()) }
 }
