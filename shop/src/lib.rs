@@ -13,6 +13,7 @@ pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod kv;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod ratelimit;

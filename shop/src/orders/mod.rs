@@ -187,6 +187,53 @@ impl<'a> Orders<'a> {
     }
 }
 
+/// Who an order goes to, for services that act on its events (whose
+/// payloads carry the order id, not the customer).
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub user_id: Uuid,
+    pub shipping_address: serde_json::Value,
+}
+
+/// How a shipped order travels, when fulfilment has recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+impl Orders<'_> {
+    /// The customer and shipping address of any order (no ownership check:
+    /// for the shop's own workers, never for a request).
+    pub async fn recipient(&self, order_id: Uuid) -> Result<Option<Recipient>> {
+        let row: Option<(Uuid, serde_json::Value)> = sqlx::query_as("SELECT user_id, shipping_address FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&self.shop.db)
+            .await?;
+        Ok(row.map(|(user_id, shipping_address)| Recipient { user_id, shipping_address }))
+    }
+
+    /// The carrier and tracking number of each parcel of a shipped order
+    /// (one per seller), from fulfilment's `shipments` records. A database
+    /// without that table or those columns (fulfilment is being built
+    /// alongside) answers "none known yet" rather than failing the caller.
+    pub async fn tracking(&self, order_id: Uuid) -> Result<Vec<Tracking>> {
+        let rows: std::result::Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT carrier::text, tracking_number::text FROM shipments \
+             WHERE order_id = $1 AND carrier IS NOT NULL AND tracking_number IS NOT NULL ORDER BY tracking_number",
+        )
+        .bind(order_id)
+        .fetch_all(&self.shop.db)
+        .await;
+        match rows {
+            Ok(rows) => Ok(rows.into_iter().map(|(carrier, tracking_number)| Tracking { carrier, tracking_number }).collect()),
+            // 42P01 undefined_table, 42703 undefined_column.
+            Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("42P01" | "42703")) => Ok(Vec::new()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 /// The event a move to `to` publishes. Consumers subscribe to what happened
 /// (`order.confirmed`, `order.cancelled`), so the name says it; the payload
 /// keeps `from` and `to` for those who want both. Rows written before these
