@@ -61,6 +61,10 @@ pub struct Config {
     /// A consumer's event unacked for this long is taken over by another
     /// consumer of its group (its holder died or hangs).
     pub consumer_claim_idle: Duration,
+    /// The simulated warehouse (MERCATO_WAREHOUSE_PICK_MS, _SHIP_MS,
+    /// _DELIVER_MS, _POLL_MS) and the early capture of authorizations about
+    /// to lapse (MERCATO_CAPTURE_AFTER_SECS, 6 days by default).
+    pub fulfilment: shop::fulfilment::Settings,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
     pub stripe_secret_key: Secret<String>,
@@ -156,6 +160,14 @@ impl Config {
             relay_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_RELAY_INTERVAL_MS", 100u64)?.max(5)),
             relay_batch: parse_num(&lookup, "MERCATO_RELAY_BATCH", 500usize)?.clamp(1, 10_000),
             consumer_claim_idle: Duration::from_millis(parse_num(&lookup, "MERCATO_CONSUMER_CLAIM_IDLE_MS", 30_000u64)?.max(10)),
+            fulfilment: shop::fulfilment::Settings {
+                pick_delay: Duration::from_millis(parse_num(&lookup, "MERCATO_WAREHOUSE_PICK_MS", 60 * 60 * 1000u64)?),
+                ship_delay: Duration::from_millis(parse_num(&lookup, "MERCATO_WAREHOUSE_SHIP_MS", 4 * 60 * 60 * 1000u64)?),
+                deliver_delay: Duration::from_millis(parse_num(&lookup, "MERCATO_WAREHOUSE_DELIVER_MS", 2 * 24 * 60 * 60 * 1000u64)?),
+                poll_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_WAREHOUSE_POLL_MS", 1000u64)?.max(10)),
+                capture_after: Duration::from_secs(parse_num(&lookup, "MERCATO_CAPTURE_AFTER_SECS", 6 * 24 * 60 * 60u64)?),
+                ..shop::fulfilment::Settings::default()
+            },
             // A secret key and no provider named: that key is for Stripe
             // itself. Neither: localstripe, as the README's commands start it.
             stripe_api_base: parse_stripe_base(&get(

@@ -48,7 +48,8 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
         None => std::sync::Arc::new(shop::search::tantivy::TantivyBackend::new()),
     };
     Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings())
-        .with_payment_settings(config.payment_settings()))
+        .with_payment_settings(config.payment_settings())
+        .with_fulfilment_settings(config.fulfilment.clone()))
 }
 
 /// Fills the search index from PostgreSQL, so search answers from the first request.
@@ -153,6 +154,22 @@ impl Application {
             self.state.config.relay_interval,
             self.state.metrics.clone(),
         ))));
+        // The warehouse: its consumer makes shipment rows from order events;
+        // its worker (every process, SKIP LOCKED) takes the due steps.
+        let _stop_warehouse = AbortOnDrop(Some(tokio::spawn(
+            crate::workers::consumer::Consumer::new(
+                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
+                shop::events::Topic::Orders,
+                shop::fulfilment::CONSUMER,
+                crate::workers::fulfilment::Warehouse(self.state.shop.clone()),
+                crate::workers::consumer::Settings {
+                    claim_idle: self.state.config.consumer_claim_idle,
+                    ..crate::workers::consumer::Settings::default()
+                },
+            )
+            .run(),
+        )));
+        let _stop_fulfilment = AbortOnDrop(Some(tokio::spawn(crate::workers::fulfilment::run(self.state.shop.clone()))));
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {

@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod fulfilment;
 pub mod health;
 pub mod inventory;
 pub mod kv;
@@ -40,6 +41,8 @@ pub struct Shop {
     pub payments_rt: Arc<payments::Runtime>,
     /// Sign-in limits and this process's bounded Argon2 slots.
     pub accounts_rt: Arc<accounts::Runtime>,
+    /// The simulated warehouse's delays and the early-capture age.
+    pub fulfilment_settings: Arc<fulfilment::Settings>,
 }
 
 impl Shop {
@@ -58,6 +61,7 @@ impl Shop {
             inventory_rt: Arc::new(inventory::Runtime::new(inventory::Settings::default())),
             payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
             accounts_rt: Arc::new(accounts::Runtime::new(accounts::Settings::default())),
+            fulfilment_settings: Arc::new(fulfilment::Settings::default()),
         }
     }
 
@@ -77,6 +81,16 @@ impl Shop {
     pub fn with_inventory_settings(mut self, settings: inventory::Settings) -> Self {
         self.inventory_rt = Arc::new(inventory::Runtime::new(settings));
         self
+    }
+
+    /// The same shop with other fulfilment delays (tests use milliseconds).
+    pub fn with_fulfilment_settings(mut self, settings: fulfilment::Settings) -> Self {
+        self.fulfilment_settings = Arc::new(settings);
+        self
+    }
+
+    pub fn fulfilment(&self) -> fulfilment::Fulfilment<'_> {
+        fulfilment::Fulfilment::new(self)
     }
 
     pub fn accounts(&self) -> accounts::Accounts<'_> {

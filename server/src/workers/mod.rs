@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod checkout;
 pub mod consumer;
+pub mod fulfilment;
 pub mod inventory;
 pub mod relay;
 pub mod search_sync;

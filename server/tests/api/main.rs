@@ -22,3 +22,4 @@ mod payments;
 mod checkout;
 mod crash;
 mod events;
+mod fulfilment;

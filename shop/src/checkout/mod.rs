@@ -742,6 +742,30 @@ impl Checkout<'_> {
         self.shop.orders().get(user, order_id).await
     }
 
+    /// Cancels an order on the shop's side (the warehouse found nothing to
+    /// pick): the same recorded-intent path as a customer's cancel, so a
+    /// crash half-way is finished by the same recovery. Refused (409) for
+    /// an order that is no longer cancellable (it shipped).
+    pub async fn cancel_by_shop(&self, order_id: Uuid) -> Result<()> {
+        let recorded = sqlx::query(
+            "UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now()) WHERE id = $1 AND status = ANY($2)",
+        )
+        .bind(order_id)
+        .bind(cancellable_statuses())
+        .execute(&self.shop.db)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(order_id).fetch_optional(&self.shop.db).await?;
+            return match status.as_deref().and_then(OrderStatus::parse) {
+                None => Err(Error::NotFound { what: "order" }),
+                Some(OrderStatus::Cancelled) => Ok(()),
+                Some(status) => Err(not_cancellable(status)),
+            };
+        }
+        self.finish_cancel(order_id).await
+    }
+
     /// The second half of a recorded cancel: void (or refund) at the
     /// provider, then CANCELLED and the units back in one transaction.
     /// Idempotent: provider calls replay by key, and only the first status

@@ -407,6 +407,56 @@ impl<'a> Inventory<'a> {
         Ok(())
     }
 
+    /// The SKUs among `lines` whose units are not all on the shelf
+    /// according to PostgreSQL (`stock_count` or `reserved` below the
+    /// line's quantity): what a warehouse pick would find missing. Reads
+    /// the rows FOR SHARE in `tx`, so a shipment in the same transaction
+    /// sees the figures it ships from.
+    pub async fn missing_in(&self, tx: &mut sqlx::PgConnection, lines: &[Line]) -> Result<Vec<Uuid>> {
+        let mut lines = lines.to_vec();
+        lines.sort_by_key(|l| l.sku_id);
+        let mut missing = Vec::new();
+        for line in &lines {
+            let row: Option<(i32, i32)> = sqlx::query_as("SELECT stock_count, reserved FROM inventory WHERE sku_id = $1 FOR SHARE")
+                .bind(line.sku_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let q = line.quantity as i32;
+            if !row.is_some_and(|(stock, reserved)| stock >= q && reserved >= q) {
+                missing.push(line.sku_id);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Shipped units leave the shop: out of `reserved` (they were in an
+    /// order) and out of `stock_count` (they left the shelf), in the
+    /// caller's transaction. `available` (stock − reserved − held) does not
+    /// move, so no Redis counter changes.
+    pub async fn ship_in(&self, tx: &mut sqlx::PgConnection, lines: &[Line]) -> Result<()> {
+        let mut lines = lines.to_vec();
+        lines.sort_by_key(|l| l.sku_id);
+        for line in &lines {
+            let done = sqlx::query(
+                "UPDATE inventory SET reserved = reserved - $2, stock_count = stock_count - $2, version = version + 1, updated_at = now() \
+                 WHERE sku_id = $1 AND reserved >= $2 AND stock_count >= $2",
+            )
+            .bind(line.sku_id)
+            .bind(line.quantity as i32)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Err(Error::Conflict {
+                    code: "nothing_to_pick",
+                    message: format!("SKU {} has fewer units on the shelf or in orders than this shipment takes", line.sku_id),
+                    details: Some(serde_json::json!({ "sku_id": line.sku_id })),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the counters of returned units up to PostgreSQL's figures.
     pub async fn after_unconfirm(&self, lines: &[Line]) {
         if self.redis_usable_now() {

@@ -97,6 +97,18 @@ impl<'a> Orders<'a> {
     /// `illegal_transition`) when the status machine does not allow it.
     /// Returns the status it left.
     pub async fn transition(conn: &mut PgConnection, order_id: Uuid, to: OrderStatus) -> Result<OrderStatus> {
+        Self::transition_with(conn, order_id, to, serde_json::Map::new()).await
+    }
+
+    /// [`Orders::transition`] with more in the event's payload, e.g. the
+    /// carrier and tracking number of `order.shipped`, so consumers
+    /// (notifications) need not read our tables.
+    pub async fn transition_with(
+        conn: &mut PgConnection,
+        order_id: Uuid,
+        to: OrderStatus,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<OrderStatus> {
         let current: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
             .bind(order_id)
             .fetch_optional(&mut *conn)
@@ -114,7 +126,11 @@ impl<'a> Orders<'a> {
         }
         sqlx::query("UPDATE orders SET status = $2 WHERE id = $1").bind(order_id).bind(to.as_str()).execute(&mut *conn).await?;
         history(conn, order_id, Some(from), to).await?;
-        events::record(conn, "order", order_id, event_type(to), json!({ "order_id": order_id, "from": from, "to": to })).await?;
+        let mut payload = extra;
+        payload.insert("order_id".into(), json!(order_id));
+        payload.insert("from".into(), json!(from));
+        payload.insert("to".into(), json!(to));
+        events::record(conn, "order", order_id, event_type(to), serde_json::Value::Object(payload)).await?;
         Ok(from)
     }
 

@@ -212,6 +212,17 @@ impl<'a> Payments<'a> {
         Ok(())
     }
 
+    /// Refunds `amount_cents` of a captured payment: one named part of it
+    /// (a seller whose units could not be shipped after the order's capture).
+    /// The key is `<payment id>:refund:<part>`, so each part is refunded once.
+    pub async fn refund_part(&self, payment_id: &str, part: &str, amount_cents: i64) -> Result<()> {
+        let amount = amount_cents.to_string();
+        let _: serde_json::Value = self
+            .call("/v1/refunds", &format!("{payment_id}:refund:{part}"), &[("payment_intent", payment_id), ("amount", amount.as_str())])
+            .await?;
+        Ok(())
+    }
+
     pub async fn retrieve(&self, payment_id: &str) -> Result<PaymentIntent> {
         self.send(self.rt().client.get(self.url(&format!("/v1/payment_intents/{payment_id}")))).await
     }

@@ -9,6 +9,7 @@ mod catalog;
 pub mod openapi;
 mod orders;
 mod seller;
+mod seller_orders;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(cart::router())
         .merge(catalog::router())
         .merge(seller::router())
+        .merge(seller_orders::router())
         .merge(orders::router())
         .merge(admin::router())
         .route("/api/v1/openapi.json", get(openapi::document))

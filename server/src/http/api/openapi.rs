@@ -163,6 +163,31 @@ pub fn spec() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["shards"], "properties": { "shards": {"type": "integer", "minimum": 1, "maximum": 64} } } } } },
                 "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuStock"))
             }},
+            "/api/v1/seller/orders": { "get": {
+                "summary": "Orders holding the caller's lines (a seller: only its own lines are shown; an admin: every order, every line), newest first, keyset-paginated, with each seller's shipment (state, carrier, tracking number).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    param("status", "query", "Only orders in this status (PLACED, PAYMENT_PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELLED, REFUNDED).", json!({"type": "string"})),
+                    param("limit", "query", "Page size, 1 to 100 (default 50).", json!({"type": "integer"})),
+                    param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                ],
+                "responses": with(errors(&[400, 401, 403, 503]), ok("SellerOrderPage"))
+            }},
+            "/api/v1/seller/orders/{order_id}/ship": { "post": {
+                "summary": "Ship the caller's part of an order by hand (an admin: every part not shipped): the payment is captured (once per order), the units leave stock and the order becomes SHIPPED. The same carrier and tracking number again answers as the first time. 409 `not_shippable` for an order cancelled, refunded, not confirmed or with a cancel recorded; 409 `already_shipped` with another tracking number; 409 `nothing_to_pick` when the units are not in stock.",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["carrier", "tracking_number"], "properties": {
+                    "carrier": {"type": "string", "minLength": 1, "maxLength": 50},
+                    "tracking_number": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"} } } } } },
+                "responses": with(errors(&[400, 401, 403, 404, 409, 422, 503]), ok("SellerOrder"))
+            }},
+            "/api/v1/seller/orders/{order_id}/refund": { "post": {
+                "summary": "Refund a shipped or delivered order in full (a seller: its own orders; an admin: any): recorded first, refunded at the provider, then REFUNDED; parts not yet shipped go back to stock. Refunding a refunded order answers with it. 409 `not_refundable` before it ships (cancel instead).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
+                "responses": with(errors(&[400, 401, 403, 404, 409, 503]), ok("SellerOrder"))
+            }},
             "/api/v1/checkout": { "post": {
                 "summary": "Place the signed-in customer's cart as an order: reserve, authorize the card (manual capture), write the order at the prices PostgreSQL has (409 price_changed otherwise). Idempotent by key: a retry (even while the first is running) gets the first answer. A card that asks for 3-D Secure is refused (422 authentication_required).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
@@ -328,6 +353,21 @@ pub fn spec() -> Value {
                     "in_orders": {"type": "integer", "description": "Confirmed into orders, not yet shipped."},
                     "held": {"type": "integer", "description": "In live reservations (checkouts in progress)."},
                     "shards": {"type": "integer"} } },
+                "SellerOrder": { "type": "object", "properties": {
+                    "order_id": {"type": "string", "format": "uuid"},
+                    "status": {"type": "string"},
+                    "currency": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "items": { "type": "array", "description": "The caller's lines only (an admin: all).", "items": { "type": "object" } },
+                    "lines_total_cents": {"type": "integer"},
+                    "shipments": { "type": "array", "items": { "type": "object", "properties": {
+                        "seller_id": {"type": "string", "format": "uuid"},
+                        "state": {"type": "string", "enum": ["picking", "picked", "shipped", "delivered", "cancelled"]},
+                        "carrier": {"type": "string"},
+                        "tracking_number": {"type": "string"} } } } } },
+                "SellerOrderPage": { "type": "object", "properties": {
+                    "orders": { "type": "array", "items": { "$ref": "#/components/schemas/SellerOrder" } },
+                    "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },
                 "SkuStockPage": { "type": "object", "properties": {
                     "items": { "type": "array", "items": { "$ref": "#/components/schemas/SkuStock" } },
                     "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },

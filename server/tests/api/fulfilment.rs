@@ -1,0 +1,393 @@
+//! Fulfilment against real PostgreSQL, Redis and localstripe behind the
+//! strict fake: the warehouse ships and delivers with one capture, events
+//! delivered twice, a worker killed between capture and SHIPPED, cancels
+//! that win, sellers shipping by hand and refunding, the early capture of
+//! an authorization about to lapse, and a pick that finds nothing.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop::cart::Owner;
+use shop::fulfilment::Settings;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{LocalStripe, TestApp};
+
+const CAPTURE: &str = "/v1/payment_intents/{id}/capture";
+
+struct Setup {
+    app: TestApp,
+    stripe: LocalStripe,
+    /// A SKU of the demo seller's.
+    sku: Uuid,
+    seller_id: Uuid,
+}
+
+/// The warehouse runs by itself with millisecond delays.
+fn auto() -> Settings {
+    Settings {
+        pick_delay: Duration::from_millis(50),
+        ship_delay: Duration::from_millis(50),
+        deliver_delay: Duration::from_millis(50),
+        poll_interval: Duration::from_millis(20),
+        retry_backoff: Duration::from_millis(50),
+        ..Settings::default()
+    }
+}
+
+/// Steps are due at once, but the server's worker sleeps for an hour after
+/// its first look: the test drives `advance` itself.
+fn manual() -> Settings {
+    Settings {
+        pick_delay: Duration::ZERO,
+        ship_delay: Duration::ZERO,
+        deliver_delay: Duration::ZERO,
+        poll_interval: Duration::from_secs(3600),
+        retry_backoff: Duration::from_millis(10),
+        ..Settings::default()
+    }
+}
+
+async fn setup(db: PgPool, settings: Settings) -> Setup {
+    let stripe = LocalStripe::start().await;
+    let payment = stripe.settings();
+    let app = TestApp::spawn_seeded_with(db, 20, move |shop| shop.with_payment_settings(payment).with_fulfilment_settings(settings)).await;
+    let users = app.shop.accounts().seed_demo().await.unwrap();
+    let seller_id = users.iter().find_map(|u| u.seller_id).unwrap();
+    let sku: Uuid = sqlx::query_scalar("SELECT s.id FROM skus s JOIN products p ON p.id = s.product_id WHERE p.seller_id = $1 ORDER BY s.id LIMIT 1")
+        .bind(seller_id)
+        .fetch_one(&app.shop.db)
+        .await
+        .unwrap();
+    app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 20).await.unwrap();
+    Setup { app, stripe, sku, seller_id }
+}
+
+/// A new customer checks out `quantity` of `sku`; the order id and payment id.
+async fn place(s: &Setup, sku: Uuid, quantity: i64) -> (Uuid, String) {
+    let token = s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+    let user = s.app.shop.accounts().authenticate(&token).await.unwrap().unwrap();
+    s.app.shop.cart().add(&Owner::User(user.id), sku, quantity).await.unwrap();
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/api/v1/checkout"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&json!({
+            "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+            "payment_method": "pm_card_visa",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let placed: Value = response.json().await.unwrap();
+    let order_id: Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let payment_id: String = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&s.app.shop.db).await.unwrap();
+    (order_id, payment_id)
+}
+
+async fn status(s: &Setup, order_id: Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = $1").bind(order_id).fetch_one(&s.app.shop.db).await.unwrap()
+}
+
+async fn timeline(s: &Setup, order_id: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT to_status FROM order_status_history WHERE order_id = $1 ORDER BY id").bind(order_id).fetch_all(&s.app.shop.db).await.unwrap()
+}
+
+async fn shipments(s: &Setup, order_id: Uuid) -> Vec<(Uuid, String)> {
+    sqlx::query_as("SELECT seller_id, state FROM shipments WHERE order_id = $1").bind(order_id).fetch_all(&s.app.shop.db).await.unwrap()
+}
+
+/// (stock_count, reserved)
+async fn stock(s: &Setup, sku: Uuid) -> (i32, i32) {
+    sqlx::query_as("SELECT stock_count, reserved FROM inventory WHERE sku_id = $1").bind(sku).fetch_one(&s.app.shop.db).await.unwrap()
+}
+
+/// Waits (with a deadline) until `check` holds.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the warehouse consumer made the order's shipment rows.
+async fn shipment_rows(s: &Setup, order_id: Uuid) {
+    until("the shipment rows", || async { !shipments(s, order_id).await.is_empty() }).await;
+}
+
+fn captures_of(s: &Setup, payment_id: &str) -> usize {
+    s.stripe.fake().upstream_calls().iter().filter(|c| c.method == "POST" && c.path == format!("/v1/payment_intents/{payment_id}/capture")).count()
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn the_warehouse_ships_and_delivers_a_placed_order_with_one_capture(db: PgPool) {
+    let s = setup(db, auto()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 3).await;
+    assert_eq!(stock(&s, s.sku).await, (20, 3));
+    until("DELIVERED", || async { status(&s, order_id).await == "DELIVERED" }).await;
+    assert_eq!(timeline(&s, order_id).await, ["PLACED", "PAYMENT_PENDING", "CONFIRMED", "SHIPPED", "DELIVERED"]);
+    assert_eq!(s.stripe.fake().upstream_count("POST", CAPTURE), 1, "one capture at the provider");
+    assert_eq!(captures_of(&s, &payment_id), 1, "and it was this order's");
+    let intents = s.stripe.intents_by_id().await;
+    assert_eq!(intents[&payment_id]["status"], "succeeded");
+    assert_eq!(intents[&payment_id]["metadata"]["order_id"], json!(order_id.to_string()));
+    assert_eq!(stock(&s, s.sku).await, (17, 0), "the units left reserved and stock");
+    let shipped: Value = sqlx::query_scalar("SELECT payload FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.shipped'")
+        .bind(order_id)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap();
+    assert_eq!(shipped["carrier"], shop::fulfilment::WAREHOUSE_CARRIER);
+    assert!(shipped["tracking_number"].as_str().is_some_and(|t| t.starts_with("MP")), "{shipped}");
+    assert_eq!(shipments(&s, order_id).await, [(s.seller_id, "delivered".to_owned())]);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn the_same_event_twice_makes_one_shipment_and_one_capture(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 1).await;
+    shipment_rows(&s, order_id).await;
+    // The relay published it (and the app's consumer handled it); deliver
+    // the same event again, twice, concurrently.
+    let (id, payload): (Uuid, Value) = sqlx::query_as("SELECT id, payload FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.placed'")
+        .bind(order_id)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap();
+    let event = shop::events::Event { id, event_type: "order.placed".into(), aggregate_id: order_id, occurred_at: chrono::Utc::now(), payload };
+    let fulfilment = s.app.shop.fulfilment();
+    let (a, b) = tokio::join!(fulfilment.on_event(&event), fulfilment.on_event(&event));
+    assert_eq!((a.unwrap(), b.unwrap()), (false, false), "neither redelivery creates anything");
+    assert_eq!(shipments(&s, order_id).await.len(), 1);
+    // Two workers at once: each step is taken by one of them.
+    for _ in 0..3 {
+        let (one, two) = (s.app.shop.fulfilment(), s.app.shop.fulfilment());
+        let (a, b) = tokio::join!(one.advance(), two.advance());
+        a.unwrap();
+        b.unwrap();
+    }
+    assert_eq!(status(&s, order_id).await, "DELIVERED");
+    assert_eq!(timeline(&s, order_id).await.iter().filter(|t| *t == "SHIPPED").count(), 1);
+    assert_eq!(captures_of(&s, &payment_id), 1);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_worker_killed_between_capture_and_shipped_ships_once_when_restarted(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 2).await;
+    shipment_rows(&s, order_id).await;
+    // The server's worker sleeps; this one picks, captures, then hangs
+    // right after the capture until it is killed.
+    s.app.shop.fulfilment_settings.fault.arm("after_capture");
+    let shop = s.app.shop.clone();
+    let worker = tokio::spawn(async move { shop.fulfilment().advance().await });
+    until("the capture", || async { captures_of(&s, &payment_id) == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    worker.abort();
+    let _ = worker.await;
+    s.app.shop.fulfilment_settings.fault.disarm();
+    assert_eq!(status(&s, order_id).await, "CONFIRMED", "killed before SHIPPED");
+    until("the order shipped by the next worker", || async {
+        s.app.shop.fulfilment().advance().await.unwrap();
+        status(&s, order_id).await == "DELIVERED"
+    })
+    .await;
+    assert_eq!(captures_of(&s, &payment_id), 1, "the capture's key replayed");
+    assert_eq!(stock(&s, s.sku).await, (18, 0));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn an_order_whose_cancel_is_recorded_never_ships(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 1).await;
+    shipment_rows(&s, order_id).await;
+    // A cancel recorded by a process that died before voiding.
+    sqlx::query("UPDATE orders SET cancel_requested_at = now() WHERE id = $1").bind(order_id).execute(&s.app.shop.db).await.unwrap();
+    for _ in 0..3 {
+        s.app.shop.fulfilment().advance().await.unwrap();
+    }
+    assert_eq!(status(&s, order_id).await, "CONFIRMED");
+    assert_eq!(shipments(&s, order_id).await[0].1, "cancelled");
+    assert_eq!(captures_of(&s, &payment_id), 0, "never captured");
+    s.app.shop.checkout().recover(Duration::ZERO).await.unwrap();
+    assert_eq!(status(&s, order_id).await, "CANCELLED");
+    assert_eq!(s.stripe.intents_by_id().await[&payment_id]["status"], "canceled");
+    assert_eq!(stock(&s, s.sku).await, (20, 0));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_pick_that_finds_nothing_voids_and_cancels(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 2).await;
+    shipment_rows(&s, order_id).await;
+    // A stock-take finds the shelf short of what orders hold: below what the
+    // constraint allows a seller to set, which is the point.
+    sqlx::query("ALTER TABLE inventory DROP CONSTRAINT inventory_committed_within_stock, DROP CONSTRAINT inventory_reserved_within_stock").execute(&s.app.shop.db).await.unwrap();
+    sqlx::query("UPDATE inventory SET stock_count = 1 WHERE sku_id = $1").bind(s.sku).execute(&s.app.shop.db).await.unwrap();
+    s.app.shop.fulfilment().advance().await.unwrap();
+    assert_eq!(status(&s, order_id).await, "CANCELLED");
+    assert_eq!(s.stripe.intents_by_id().await[&payment_id]["status"], "canceled", "the authorization was voided");
+    assert_eq!(captures_of(&s, &payment_id), 0);
+    assert_eq!(stock(&s, s.sku).await, (1, 0), "the order's units returned");
+    assert_eq!(shipments(&s, order_id).await[0].1, "cancelled");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn an_authorization_about_to_lapse_is_captured_early(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 1).await;
+    let (young, young_payment) = place(&s, s.sku, 1).await;
+    shipment_rows(&s, order_id).await;
+    // The pipeline is stuck (pick far in the future); the order is 6 days old.
+    sqlx::query("UPDATE shipments SET due_at = now() + interval '1 day'").execute(&s.app.shop.db).await.unwrap();
+    sqlx::query("UPDATE orders SET created_at = now() - interval '6 days 1 minute' WHERE id = $1").bind(order_id).execute(&s.app.shop.db).await.unwrap();
+    let report = s.app.shop.fulfilment().advance().await.unwrap();
+    assert_eq!(report.captured_early, 1);
+    assert_eq!(captures_of(&s, &payment_id), 1);
+    assert_eq!(captures_of(&s, &young_payment), 0, "a young authorization waits for its shipment");
+    assert_eq!(s.stripe.intents_by_id().await[&payment_id]["status"], "succeeded");
+    assert_eq!(status(&s, order_id).await, "CONFIRMED", "captured, not shipped");
+    // It ships later without a second capture.
+    sqlx::query("UPDATE shipments SET due_at = now()").execute(&s.app.shop.db).await.unwrap();
+    for _ in 0..3 {
+        s.app.shop.fulfilment().advance().await.unwrap();
+    }
+    assert_eq!(status(&s, order_id).await, "DELIVERED");
+    assert_eq!(status(&s, young).await, "DELIVERED");
+    assert_eq!(captures_of(&s, &payment_id), 1);
+    assert_eq!(s.stripe.fake().upstream_count("POST", CAPTURE), 2);
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
+    let response = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+async fn call(app: &TestApp, method: reqwest::Method, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_seller_lists_its_own_lines_ships_by_hand_and_refunds(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let seller = sign_in(&s.app, "seller@mercato.test", "sell-demo-2026").await;
+    let admin = sign_in(&s.app, "admin@mercato.test", "admin-demo-2026").await;
+    // Another seller's SKU, and an account acting for that seller.
+    let (other_seller, other_sku): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT p.seller_id, s.id FROM skus s JOIN products p ON p.id = s.product_id WHERE p.seller_id <> $1 ORDER BY s.id LIMIT 1",
+    )
+    .bind(s.seller_id)
+    .fetch_one(&s.app.shop.db)
+    .await
+    .unwrap();
+    s.app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, other_sku, 20).await.unwrap();
+    s.app.shop.accounts().register("other-seller@mercato.test", "other-seller-2026", "Other Seller", "127.0.0.1").await.unwrap();
+    sqlx::query("UPDATE users SET role = 'seller', seller_id = $1 WHERE email = 'other-seller@mercato.test'").bind(other_seller).execute(&s.app.shop.db).await.unwrap();
+    let other = sign_in(&s.app, "other-seller@mercato.test", "other-seller-2026").await;
+
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        mine.push(place(&s, s.sku, 1).await.0);
+    }
+    let (theirs, _) = place(&s, other_sku, 1).await;
+    // Page through with limit=2, matching by id.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/seller/orders?limit=2&cursor={c}"),
+            None => "/api/v1/seller/orders?limit=2".to_owned(),
+        };
+        let (code, page) = call(&s.app, reqwest::Method::GET, &seller, &path, None).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        for order in page["orders"].as_array().unwrap() {
+            assert!(order["items"].as_array().unwrap().iter().all(|i| i["sku_id"] == json!(s.sku.to_string())), "only its own lines");
+            seen.push(order["order_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected = mine.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(seen, expected, "its orders, newest first, each once, not the other seller's");
+    let (_, all) = call(&s.app, reqwest::Method::GET, &admin, "/api/v1/seller/orders?limit=100", None).await;
+    assert_eq!(all["orders"].as_array().unwrap().len(), 4, "an admin sees every order");
+    assert_eq!(call(&s.app, reqwest::Method::GET, &seller, "/api/v1/seller/orders?status=SHIPPPED", None).await.0, StatusCode::BAD_REQUEST);
+
+    let order = mine[0];
+    let ship = |token: String, body: Value| {
+        let app = &s.app;
+        async move { call(app, reqwest::Method::POST, &token, &format!("/api/v1/seller/orders/{order}/ship"), Some(body)).await }
+    };
+    let good = json!({ "carrier": "DHL", "tracking_number": "JD0146-0001" });
+    assert_eq!(ship(other.clone(), good.clone()).await.0, StatusCode::NOT_FOUND, "another seller's order");
+    assert_eq!(ship(seller.clone(), json!({ "carrier": "", "tracking_number": "x" })).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(ship(seller.clone(), json!({ "carrier": "DHL", "tracking_number": "no spaces" })).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let (code, shipped) = ship(seller.clone(), good.clone()).await;
+    assert_eq!(code, StatusCode::OK, "{shipped}");
+    assert_eq!(shipped["status"], "SHIPPED");
+    assert_eq!(shipped["shipments"][0]["tracking_number"], "JD0146-0001");
+    assert_eq!(ship(seller.clone(), good.clone()).await.0, StatusCode::OK, "the same shipment again answers the same");
+    assert_eq!(ship(seller.clone(), json!({ "carrier": "DHL", "tracking_number": "OTHER1" })).await.0, StatusCode::CONFLICT);
+    let payment_id: String = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1").bind(order).fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(captures_of(&s, &payment_id), 1);
+    let payload: Value = sqlx::query_scalar("SELECT payload FROM outbox WHERE aggregate_id = $1 AND event_type = 'order.shipped'").bind(order).fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!((payload["carrier"].as_str(), payload["tracking_number"].as_str()), (Some("DHL"), Some("JD0146-0001")));
+
+    // A cancelled order is not shippable.
+    let cancelled = mine[1];
+    s.app.shop.checkout().cancel_by_shop(cancelled).await.unwrap();
+    let (code, body) = call(&s.app, reqwest::Method::POST, &seller, &format!("/api/v1/seller/orders/{cancelled}/ship"), Some(good.clone())).await;
+    assert_eq!((code, body["error"].as_str()), (StatusCode::CONFLICT, Some("not_shippable")));
+
+    // Refund: not before it ships; then REFUNDED and refunded at the provider.
+    let unshipped = mine[2];
+    assert_eq!(call(&s.app, reqwest::Method::POST, &seller, &format!("/api/v1/seller/orders/{unshipped}/refund"), None).await.0, StatusCode::CONFLICT);
+    assert_eq!(call(&s.app, reqwest::Method::POST, &other, &format!("/api/v1/seller/orders/{order}/refund"), None).await.0, StatusCode::NOT_FOUND);
+    let (code, refunded) = call(&s.app, reqwest::Method::POST, &seller, &format!("/api/v1/seller/orders/{order}/refund"), None).await;
+    assert_eq!((code, refunded["status"].as_str()), (StatusCode::OK, Some("REFUNDED")), "{refunded}");
+    let intent = &s.stripe.intents_by_id().await[&payment_id];
+    let refunded_amount = intent["charges"]["data"][0]["amount_refunded"].as_i64().unwrap_or_default();
+    assert_eq!(refunded_amount, intent["amount"].as_i64().unwrap(), "refunded in full at the provider: {intent}");
+    assert_eq!(call(&s.app, reqwest::Method::POST, &admin, &format!("/api/v1/seller/orders/{order}/refund"), None).await.1["status"], "REFUNDED");
+    let (code, _) = call(&s.app, reqwest::Method::POST, &admin, &format!("/api/v1/seller/orders/{theirs}/ship"), Some(good)).await;
+    assert_eq!(code, StatusCode::OK, "an admin ships any seller's order");
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_refund_recorded_by_a_dead_process_is_finished(db: PgPool) {
+    let s = setup(db, manual()).await;
+    let (order_id, payment_id) = place(&s, s.sku, 1).await;
+    until("SHIPPED", || async {
+        s.app.shop.fulfilment().advance().await.unwrap();
+        status(&s, order_id).await == "DELIVERED"
+    })
+    .await;
+    // Recorded, then the process died before the provider was called.
+    sqlx::query("UPDATE orders SET refund_requested_at = now() - interval '2 minutes' WHERE id = $1").bind(order_id).execute(&s.app.shop.db).await.unwrap();
+    let report = s.app.shop.fulfilment().advance().await.unwrap();
+    assert_eq!(report.refunds_finished, 1);
+    assert_eq!(status(&s, order_id).await, "REFUNDED");
+    assert_eq!(s.stripe.fake().upstream_count("POST", "/v1/refunds"), 1);
+    assert_eq!(captures_of(&s, &payment_id), 1);
+}
