@@ -68,6 +68,9 @@ pub struct Config {
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
     pub stripe_secret_key: Secret<String>,
+    /// Where customer emails go (SMTP_URL, MERCATO_MAIL_FROM): maildev by
+    /// default, as the README's commands start it.
+    pub mail: shop::notifications::Settings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +178,10 @@ impl Config {
                 if lookup("STRIPE_SECRET_KEY").is_some() { STRIPE_API } else { "http://127.0.0.1:8420" },
             ))?,
             stripe_secret_key: Secret::new(get("STRIPE_SECRET_KEY", "sk_test_mercato")),
+            mail: parse_mail(
+                &get("SMTP_URL", shop::notifications::DEFAULT_SMTP_URL),
+                &get("MERCATO_MAIL_FROM", shop::notifications::DEFAULT_FROM),
+            )?,
         })
     }
 
@@ -255,6 +262,19 @@ fn parse_stripe_base(raw: &str) -> Result<String, ConfigError> {
         var: "STRIPE_API_BASE",
         problem: format!("is not an http(s) URL: {raw:?}"),
         hint: "use https://api.stripe.com, or http://127.0.0.1:8420 for localstripe".into(),
+    })
+}
+
+/// Checked here so a typo stops the server at startup; an SMTP server that
+/// does not answer is not a startup error (emails wait and retry).
+fn parse_mail(smtp_url: &str, from: &str) -> Result<shop::notifications::Settings, ConfigError> {
+    if let Err(problem) = shop::notifications::Settings::new(smtp_url, "Mercato <orders@mercato.local>") {
+        return Err(ConfigError { var: "SMTP_URL", problem, hint: "use e.g. smtp://127.0.0.1:1025 (maildev) or smtps://user:pass@host:465".into() });
+    }
+    shop::notifications::Settings::new(smtp_url, from).map_err(|problem| ConfigError {
+        var: "MERCATO_MAIL_FROM",
+        problem,
+        hint: "use e.g. Mercato <orders@example.com>".into(),
     })
 }
 
@@ -357,6 +377,12 @@ mod tests {
         assert_eq!(config(&[("STRIPE_API_BASE", "https://api.stripe.com/")]).unwrap().stripe_api_base, STRIPE_API);
         assert_eq!(config(&[("STRIPE_API_BASE", "http://127.0.0.1:8420/")]).unwrap().stripe_api_base, "http://127.0.0.1:8420");
 
+        let err = config(&[("SMTP_URL", "127.0.0.1:1025")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_URL");
+        let err = config(&[("MERCATO_MAIL_FROM", "nobody")]).unwrap_err();
+        assert_eq!(err.var, "MERCATO_MAIL_FROM");
+        assert_eq!(config(&[]).unwrap().mail.smtp_url.expose(), "smtp://127.0.0.1:1025");
+
         let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_ADDR");
 
@@ -372,6 +398,7 @@ mod tests {
             ("STRIPE_SECRET_KEY", "sk_live_stripe-hunter2"),
             ("MEILI_URL", "http://127.0.0.1:7700"),
             ("MEILI_KEY", "meili-hunter2"),
+            ("SMTP_URL", "smtps://mailer:smtp-hunter2@mail.example.com:465"),
         ])
         .unwrap();
         for printed in [format!("{c:?}"), format!("{c:#?}")] {

@@ -154,6 +154,24 @@ impl Application {
             self.state.config.relay_interval,
             self.state.metrics.clone(),
         ))));
+        // Customer emails. Always on: a mail server that is away fails the
+        // handler's tries (retried, then dead-lettered), never the process.
+        let _stop_notifications = AbortOnDrop(
+            match shop::notifications::Notifier::new(self.state.shop.clone(), &self.state.config.mail) {
+                Ok(notifier) => Some(tokio::spawn(
+                    crate::workers::notifications::consumer(
+                        crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
+                        notifier,
+                        crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
+                    )
+                    .run(),
+                )),
+                Err(err) => {
+                    tracing::error!(error = %err, "customer emails are off: the mail settings cannot be used");
+                    None
+                }
+            },
+        );
         // The warehouse: its consumer makes shipment rows from order events;
         // its worker (every process, SKIP LOCKED) takes the due steps.
         let _stop_warehouse = AbortOnDrop(Some(tokio::spawn(

@@ -7,5 +7,6 @@ pub mod checkout;
 pub mod consumer;
 pub mod fulfilment;
 pub mod inventory;
+pub mod notifications;
 pub mod relay;
 pub mod search_sync;

@@ -23,3 +23,4 @@ mod checkout;
 mod crash;
 mod events;
 mod fulfilment;
+mod notifications;
