@@ -17,6 +17,10 @@ const OWN_REDIS_PORT: u16 = 63790;
 
 /// localstripe's port: its own default.
 const LOCALSTRIPE_PORT: u16 = 8420;
+/// maildev's own defaults (SMTP, web UI and REST API); MAILDEV_SMTP_PORT and
+/// MAILDEV_WEB_PORT move them.
+const MAILDEV_SMTP_PORT: u16 = 1025;
+const MAILDEV_WEB_PORT: u16 = 1080;
 
 /// The connection settings handed to every child process.
 #[derive(Clone)]
@@ -24,6 +28,9 @@ pub struct Env {
     pub database_url: String,
     pub redis_url: String,
     pub stripe_api_base: String,
+    pub smtp_url: String,
+    /// maildev's REST base, when the mail goes to a maildev (tests read it).
+    pub maildev_url: Option<String>,
 }
 
 impl Env {
@@ -33,21 +40,85 @@ impl Env {
             .env("STRIPE_API_BASE", &self.stripe_api_base)
             // Tests that stop the payment provider start their own copy.
             .env("LOCALSTRIPE_BIN", tools::localstripe_bin())
+            .env("SMTP_URL", &self.smtp_url);
+        if let Some(maildev) = &self.maildev_url {
+            cmd.env("MAILDEV_URL", maildev);
+        }
+        cmd
     }
 }
 
 /// Makes the services answer and `database` exist; returns the URLs to use.
 pub fn ensure(database: &str) -> Result<Env> {
-    step("Checking PostgreSQL, Redis and the payment provider");
+    step("Checking PostgreSQL, Redis, the payment provider and the mail sink");
     let server_url = ensure_postgres()?;
     let redis_url = ensure_redis()?;
     let stripe_api_base = ensure_localstripe()?;
+    let (smtp_url, maildev_url) = ensure_maildev()?;
     let database_url = with_database(&server_url, database);
     create_database_if_missing(&server_url, database)?;
     println!("    DATABASE_URL={database_url}");
     println!("    REDIS_URL={redis_url}");
     println!("    STRIPE_API_BASE={stripe_api_base}");
-    Ok(Env { database_url, redis_url, stripe_api_base })
+    println!("    SMTP_URL={}", redact(&smtp_url));
+    if let Some(maildev) = &maildev_url {
+        println!("    MAILDEV_URL={maildev}  (open it to read the shop's mail)");
+    }
+    Ok(Env { database_url, redis_url, stripe_api_base, smtp_url, maildev_url })
+}
+
+/// SMTP_URL when set (a real mail server; MAILDEV_URL passed on if set),
+/// else maildev on loopback, started when its web port does not answer.
+fn ensure_maildev() -> Result<(String, Option<String>)> {
+    if let Ok(configured) = std::env::var("SMTP_URL") {
+        println!("    mail: using {} (SMTP_URL)", redact(&configured));
+        return Ok((configured, std::env::var("MAILDEV_URL").ok()));
+    }
+    let port = |var: &str, default: u16| -> Result<u16> {
+        match std::env::var(var) {
+            Ok(raw) => raw.trim().parse().map_err(|e| format!("{var}={raw:?} is not a port: {e}")),
+            Err(_) => Ok(default),
+        }
+    };
+    let (smtp, web) = (port("MAILDEV_SMTP_PORT", MAILDEV_SMTP_PORT)?, port("MAILDEV_WEB_PORT", MAILDEV_WEB_PORT)?);
+    let urls = (format!("smtp://127.0.0.1:{smtp}"), Some(format!("http://127.0.0.1:{web}")));
+    if maildev_answers(web) {
+        println!("    mail: maildev on ports {smtp} (SMTP) and {web} (web)");
+        return Ok(urls);
+    }
+    println!("    mail: starting maildev on ports {smtp} (SMTP) and {web} (web)");
+    let dir = root().join("target/services");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(dir.join("maildev.log")).map_err(|e| e.to_string())?;
+    // setsid, as for localstripe: it outlives this command, and a later run
+    // finds it answering. Loopback only: maildev binds every interface
+    // unless told otherwise.
+    Command::new("setsid")
+        .arg(tools::maildev_bin())
+        .args(["--ip", "127.0.0.1", "--smtp", &smtp.to_string(), "--web", &web.to_string(), "--silent"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start maildev: {e}"))?;
+    wait_until("maildev", || maildev_answers(web) && std::net::TcpStream::connect(("127.0.0.1", smtp)).is_ok())?;
+    Ok(urls)
+}
+
+/// maildev's REST API lists its mail as a JSON array.
+fn maildev_answers(web_port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], web_port).into(), Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.") && answer.get(9..12) == Some("200") && answer.trim_end().ends_with("true")
 }
 
 /// STRIPE_API_BASE when set (e.g. Stripe's test mode), else localstripe on

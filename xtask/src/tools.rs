@@ -11,6 +11,9 @@ use crate::{cmd, root, step, Result};
 const CARGO_LEPTOS_VERSION: &str = "0.3.10";
 /// The fake Stripe API (PyPI) local runs and tests pay against.
 const LOCALSTRIPE_VERSION: &str = "1.15.10";
+/// The SMTP sink (npm) the shop's emails go to locally and in tests. 2.x:
+/// its REST API (`GET /email`) is what the tests read mail through.
+const MAILDEV_VERSION: &str = "2.2.1";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -26,7 +29,31 @@ pub fn ensure(purpose: Purpose) -> Result {
     ensure_cargo_leptos()?;
     ensure_wasm_bindgen()?;
     ensure_localstripe()?;
+    ensure_maildev()?;
     Ok(())
+}
+
+/// Where maildev lives: a folder of its own under target/, apart from the
+/// root package.json, so the front-end tools' lock file stays theirs.
+pub fn maildev_bin() -> std::path::PathBuf {
+    root().join("target/tools/maildev/node_modules/.bin/maildev")
+}
+
+fn ensure_maildev() -> Result {
+    let dir = root().join("target/tools/maildev");
+    let installed = std::fs::read_to_string(dir.join("node_modules/maildev/package.json")).unwrap_or_default();
+    let wanted = format!("\"version\": \"{MAILDEV_VERSION}\"");
+    if maildev_bin().exists() && installed.contains(&wanted) {
+        println!("    maildev {MAILDEV_VERSION}: present");
+        return Ok(());
+    }
+    println!("    installing maildev {MAILDEV_VERSION} (npm, into target/tools/maildev)");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let manifest = format!(
+        "{{\n  \"private\": true,\n  \"description\": \"maildev for cargo xtask run|test (written by xtask)\",\n  \"dependencies\": {{ \"maildev\": \"{MAILDEV_VERSION}\" }}\n}}\n"
+    );
+    std::fs::write(dir.join("package.json"), manifest).map_err(|e| e.to_string())?;
+    cmd::run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--loglevel", "error"]).current_dir(&dir))
 }
 
 /// Where localstripe lives: a virtualenv of its own under target/, so the
