@@ -324,3 +324,39 @@ async fn a_product_title_with_markup_is_escaped_in_the_html_part(db: PgPool) {
     assert!(html.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; Lamp &amp; Shade"), "{html}");
     assert!(mail[0]["text"].as_str().unwrap().contains(title), "the plain part is not markup and keeps the title");
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_shipped_order_names_its_carrier_and_tracking_number(db: PgPool) {
+    let shop = bare_shop(db.clone()).await;
+    let notifier = notifier(&shop, &smtp_url());
+
+    // Fulfilment puts the parcel in the event's payload.
+    let (order, address) = order_for_new_customer(&shop, "Desk lamp").await;
+    let mut tx = db.begin().await.unwrap();
+    let mut parcel = serde_json::Map::new();
+    parcel.insert("carrier".into(), json!("DHL"));
+    parcel.insert("tracking_number".into(), json!("JD014600006281"));
+    Orders::transition_with(&mut tx, order, OrderStatus::Shipped, parcel).await.unwrap();
+    tx.commit().await.unwrap();
+    notifier.handle(&event(&db, order, "order.shipped").await).await.unwrap();
+
+    // An older shipped event without it: the order's shipment record tells.
+    let (bare, bare_address) = order_for_new_customer(&shop, "Desk lamp").await;
+    move_order(&shop, bare, OrderStatus::Shipped).await;
+    let seller: Uuid = sqlx::query_scalar("SELECT id FROM sellers ORDER BY id LIMIT 1").fetch_one(&db).await.unwrap();
+    sqlx::query("INSERT INTO shipments (order_id, seller_id, state, due_at, carrier, tracking_number) VALUES ($1, $2, 'shipped', now(), 'UPS', '1Z999AA10123456784')")
+        .bind(bare)
+        .bind(seller)
+        .execute(&db)
+        .await
+        .unwrap();
+    notifier.handle(&event(&db, bare, "order.shipped").await).await.unwrap();
+
+    let mail = wait_for_mail(&address, 1).await;
+    let shipped = mail.iter().find(|m| m["subject"].as_str().unwrap().ends_with("has shipped")).expect("a shipped email");
+    assert!(shipped["text"].as_str().unwrap().contains("Carrier: DHL, tracking number: JD014600006281"), "{shipped:#}");
+    assert!(shipped["html"].as_str().unwrap().contains("Carrier: DHL, tracking number: JD014600006281"));
+    let mail = wait_for_mail(&bare_address, 1).await;
+    let shipped = mail.iter().find(|m| m["subject"].as_str().unwrap().ends_with("has shipped")).expect("a shipped email");
+    assert!(shipped["text"].as_str().unwrap().contains("Carrier: UPS, tracking number: 1Z999AA10123456784"), "{shipped:#}");
+}
