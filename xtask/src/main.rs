@@ -86,6 +86,14 @@ fn run() -> Result {
         .env("MERCATO_ADDR", &addr)
         .env("LEPTOS_SITE_ROOT", root.join("target/site"))
         .current_dir(&root);
+    // Demo warehouse delays: a placed order is picked, shipped and
+    // DELIVERED within two minutes (production waits hours); the caller's
+    // own MERCATO_WAREHOUSE_* win.
+    for (var, ms) in [("MERCATO_WAREHOUSE_PICK_MS", "15000"), ("MERCATO_WAREHOUSE_SHIP_MS", "20000"), ("MERCATO_WAREHOUSE_DELIVER_MS", "30000")] {
+        if std::env::var_os(var).is_none() {
+            serve.env(var, ms);
+        }
+    }
     match &meili {
         Some(meili) => meili.apply(&mut serve),
         // Asked for the embedded index: a MEILI_URL in the environment must not override it.

@@ -248,6 +248,7 @@ async fn an_authorization_about_to_lapse_is_captured_early(db: PgPool) {
     let (order_id, payment_id) = place(&s, s.sku, 1).await;
     let (young, young_payment) = place(&s, s.sku, 1).await;
     shipment_rows(&s, order_id).await;
+    shipment_rows(&s, young).await;
     // The pipeline is stuck (pick far in the future); the order is 6 days old.
     sqlx::query("UPDATE shipments SET due_at = now() + interval '1 day'").execute(&s.app.shop.db).await.unwrap();
     sqlx::query("UPDATE orders SET created_at = now() - interval '6 days 1 minute' WHERE id = $1").bind(order_id).execute(&s.app.shop.db).await.unwrap();
