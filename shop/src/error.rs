@@ -61,6 +61,8 @@ pub enum Dependency {
     /// Not an outside system: this process's bounded Argon2 capacity
     /// (`accounts::password::Hashing`), full for longer than a caller may queue.
     PasswordHashing,
+    /// The SMTP server customer emails go through.
+    Mail,
 }
 
 impl Dependency {
@@ -71,6 +73,7 @@ impl Dependency {
             Dependency::Search => "search",
             Dependency::Payments => "payments",
             Dependency::PasswordHashing => "password_hashing",
+            Dependency::Mail => "mail",
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! Tries are the bus's delivery counts, not a counter in this process: an
 //! event whose handler kills the process every time is still dead-lettered
-//! after three deliveries, without a fourth run.
+//! after three deliveries, without a fourth run. A failure that names a
+//! dependency as down (`Error::Unavailable`) is not a try: the runner waits
+//! for the dependency and tries the same event again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -137,7 +139,22 @@ impl<H: Handler> Consumer<H> {
             let error = format!("delivered {} times without an ack: its consumers died or hung while handling it", delivery.attempt - 1);
             return self.dead_letter(&delivery, &error).await;
         }
-        match self.handler.handle(&delivery.event).await {
+        let mut outcome = self.handler.handle(&delivery.event).await;
+        // A dependency that is down (mail server, payment provider,
+        // database) says nothing about the event: spending its three tries
+        // on an outage would dead-letter good events. Hold the line instead,
+        // trying this one again with backoff until the dependency answers;
+        // the events behind it wait, and none is lost.
+        let mut outage = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while let Err(shop::Error::Unavailable { dependency, .. }) = &outcome {
+            let (wait, first) = outage.fail();
+            if first {
+                tracing::warn!(group = self.group, event = %delivery.event.id, %dependency, "handler waits for a dependency that is down");
+            }
+            tokio::time::sleep(wait).await;
+            outcome = self.handler.handle(&delivery.event).await;
+        }
+        match outcome {
             Ok(()) => self.acks.push(delivery.receipt),
             Err(err) if delivery.attempt >= MAX_TRIES => self.dead_letter(&delivery, &error_chain(&err)).await?,
             Err(err) => {

@@ -265,6 +265,54 @@ async fn a_bus_that_is_down_leaves_a_backlog_that_drains_when_it_returns(db: PgP
     assert!(metric(&metrics(&app).await, "mercato_events_published_total").is_some_and(|n| n >= 40.0));
 }
 
+/// Fails with "dependency down" for its first `outage` calls, then works.
+#[derive(Clone)]
+struct Flaky {
+    calls: Arc<Mutex<Vec<Uuid>>>,
+    outage: usize,
+}
+
+impl Handler for Flaky {
+    async fn handle(&self, event: &Event) -> shop::Result<()> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(event.id);
+        if calls.len() <= self.outage {
+            return Err(shop::Error::Unavailable {
+                dependency: shop::error::Dependency::Mail,
+                retry_after: Duration::from_secs(1),
+                source: "the SMTP server is down".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A dependency that is down is not the event's fault: however many times
+/// the handler meets the outage, the event is not dead-lettered; it waits,
+/// and is handled once the dependency answers, with the events behind it.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn an_outage_of_a_handlers_dependency_never_dead_letters_its_events(db: PgPool) {
+    let shop = shop_on(db.clone(), &redis_url()).await;
+    let bus = bus(&shop, 1);
+    let order = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(record(&db, order, "order.confirmed", n).await);
+    }
+    drain(&Relay::new(db.clone(), bus.clone(), 500), &db).await;
+    let handler = Flaky { calls: Arc::default(), outage: 5 };
+    let running = tokio::spawn(Consumer::new(bus.clone(), Topic::Orders, "test-outage", handler.clone(), settings()).run());
+    wait_for("every event handled after the outage", Duration::from_secs(30), || async {
+        let calls = handler.calls.lock().unwrap();
+        ids.iter().all(|id| calls.get(5..).unwrap_or_default().contains(id))
+    })
+    .await;
+    running.abort();
+    let calls = handler.calls.lock().unwrap().clone();
+    assert!(calls[..6].iter().all(|id| *id == ids[0]), "the first event waited out the outage, the others behind it: {calls:?}");
+    assert_eq!(bus.dead_letter_count(Topic::Orders).await.unwrap(), 0, "nothing dead-lettered for an outage");
+}
+
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn a_poison_event_is_dead_lettered_after_three_tries_and_the_events_behind_it_flow(db: PgPool) {
     use model::account::Role;
@@ -278,7 +326,9 @@ async fn a_poison_event_is_dead_lettered_after_three_tries_and_the_events_behind
     }
     let poison = ids[1];
     let recorder = Recorder { poison: Some(poison), ..Recorder::default() };
-    let consumer = Consumer::new(bus.clone(), Topic::Orders, "warehouse", recorder.clone(), settings());
+    // A group of the test's own: the server's real consumers (warehouse,
+    // notifications) read these events in their own groups.
+    let consumer = Consumer::new(bus.clone(), Topic::Orders, "test-poison", recorder.clone(), settings());
     let running = tokio::spawn(consumer.run());
 
     wait_for("the poison event was dead-lettered", Duration::from_secs(15), || async { bus.dead_letter_count(Topic::Orders).await.unwrap() == 1 }).await;
@@ -290,7 +340,7 @@ async fn a_poison_event_is_dead_lettered_after_three_tries_and_the_events_behind
 
     let dead = bus.dead_letters(Topic::Orders, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].event.id, dead[0].group.as_str(), dead[0].attempts), (poison, "warehouse", 3));
+    assert_eq!((dead[0].event.id, dead[0].group.as_str(), dead[0].attempts), (poison, "test-poison", 3));
     assert!(dead[0].error.contains("poison"), "{}", dead[0].error);
 
     let body = metrics(&app).await;
@@ -313,7 +363,7 @@ async fn a_poison_event_is_dead_lettered_after_three_tries_and_the_events_behind
     let listed: Value = response.json().await.unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
     let item = &listed["items"][0];
-    assert_eq!((item["event"]["id"].clone(), item["group"].clone(), item["attempts"].clone()), (json!(poison), json!("warehouse"), json!(3)));
+    assert_eq!((item["event"]["id"].clone(), item["group"].clone(), item["attempts"].clone()), (json!(poison), json!("test-poison"), json!(3)));
     assert_eq!((item["topic"].clone(), item["event"]["type"].clone()), (json!("order-events"), json!("order.confirmed")));
     assert!(item["error"].as_str().unwrap().contains("poison"), "{item}");
 }

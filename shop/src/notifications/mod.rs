@@ -257,7 +257,19 @@ impl Notifier {
         self.transport
             .send(message)
             .await
-            .map_err(|source| Error::internal(SendError { target: self.target.clone(), source }))?;
+            .map_err(|source| {
+                // A server that refused this message for good (5xx) is the
+                // message's problem; anything else (down, busy, 4xx) is the
+                // server's, and the event waits for it instead of being
+                // dead-lettered (see server::workers::consumer).
+                let permanent = source.is_permanent();
+                let err = SendError { target: self.target.clone(), source };
+                if permanent {
+                    Error::internal(err)
+                } else {
+                    Error::Unavailable { dependency: crate::error::Dependency::Mail, retry_after: std::time::Duration::from_secs(5), source: Box::new(err) }
+                }
+            })?;
         tracing::info!(event = %email.event_id, kind = ?email.kind, "email sent");
         Ok(())
     }
