@@ -82,6 +82,9 @@ pub async fn migrate(shop: &shop::Shop, config: &Config) -> Result<(), StartupEr
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// When the search index was rebuilt from PostgreSQL, less a margin for
+    /// clock skew with the bus: this process's search indexer starts there.
+    index_built_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Application {
@@ -94,6 +97,7 @@ impl Application {
 
     /// Binds around an already connected shop (tests hand in their own database).
     pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
+        let index_built_at = chrono::Utc::now() - chrono::Duration::seconds(5);
         build_search_index(&shop).await?;
         // Stock counters up front, so the first shoppers (or a flash sale's
         // opening second) do not pay for cold loads. Not fatal: counters
@@ -114,7 +118,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
         };
-        Ok(Self { listener, state })
+        Ok(Self { listener, state, index_built_at })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -184,6 +188,27 @@ impl Application {
                     claim_idle: self.state.config.consumer_claim_idle,
                     ..crate::workers::consumer::Settings::default()
                 },
+            )
+            .run(),
+        )));
+        // Seller analytics: one shared group, figures in PostgreSQL.
+        let _stop_analytics = AbortOnDrop(Some(tokio::spawn(
+            crate::workers::analytics::consumer(
+                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
+                self.state.shop.clone(),
+                crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
+            )
+            .run(),
+        )));
+        // The search indexer: stock moved by orders re-indexes their
+        // products; with the embedded index, a group of this process's own
+        // (workers::search_indexer says why).
+        let _stop_search_indexer = AbortOnDrop(Some(tokio::spawn(
+            crate::workers::search_indexer::consumer(
+                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
+                self.state.shop.clone(),
+                self.index_built_at,
+                crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
             )
             .run(),
         )));

@@ -3,6 +3,7 @@
 //! functions both call these services, so both behave the same.
 
 pub mod accounts;
+pub mod analytics;
 pub mod breaker;
 pub mod cart;
 pub mod catalog;
@@ -91,6 +92,10 @@ impl Shop {
 
     pub fn fulfilment(&self) -> fulfilment::Fulfilment<'_> {
         fulfilment::Fulfilment::new(self)
+    }
+
+    pub fn analytics(&self) -> analytics::Analytics<'_> {
+        analytics::Analytics::new(self)
     }
 
     pub fn accounts(&self) -> accounts::Accounts<'_> {

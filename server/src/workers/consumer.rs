@@ -53,6 +53,8 @@ pub struct Consumer<H> {
     retries: Vec<(Instant, Receipt)>,
     acks: Vec<Receipt>,
     subscribed: bool,
+    /// Where a new group starts: `None` at the oldest retained event.
+    since: Option<chrono::DateTime<chrono::Utc>>,
     last_claim: Option<Instant>,
 }
 
@@ -60,7 +62,15 @@ impl<H: Handler> Consumer<H> {
     pub fn new(bus: Arc<dyn EventBus>, topic: Topic, group: impl Into<String>, handler: H, settings: Settings) -> Self {
         let group = group.into();
         let name = format!("{group}-{}", uuid::Uuid::now_v7().simple());
-        Self { bus, topic, group, name, handler, settings, retries: Vec::new(), acks: Vec::new(), subscribed: false, last_claim: None }
+        Self { bus, topic, group, name, handler, settings, retries: Vec::new(), acks: Vec::new(), subscribed: false, since: None, last_claim: None }
+    }
+
+    /// A group created by this consumer starts with events published at or
+    /// after `since` (`EventBus::subscribe_since`), for state rebuilt from
+    /// the database at that moment.
+    pub fn starting_at(mut self, since: chrono::DateTime<chrono::Utc>) -> Self {
+        self.since = Some(since);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -94,7 +104,10 @@ impl<H: Handler> Consumer<H> {
     /// then read new events (waiting a little when there are none).
     pub async fn step(&mut self) -> shop::Result<()> {
         if !self.subscribed {
-            self.bus.subscribe(self.topic, &self.group).await?;
+            match self.since {
+                Some(since) => self.bus.subscribe_since(self.topic, &self.group, since).await?,
+                None => self.bus.subscribe(self.topic, &self.group).await?,
+            }
             self.subscribed = true;
         }
         // Nothing can have been idle for `claim_idle` sooner than half of it

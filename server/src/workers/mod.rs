@@ -2,6 +2,7 @@
 //! until the process shuts down; a failed round is logged and retried on the
 //! next tick, never fatal.
 
+pub mod analytics;
 pub mod backoff;
 pub mod checkout;
 pub mod consumer;
@@ -9,4 +10,5 @@ pub mod fulfilment;
 pub mod inventory;
 pub mod notifications;
 pub mod relay;
+pub mod search_indexer;
 pub mod search_sync;

@@ -24,3 +24,4 @@ mod crash;
 mod events;
 mod fulfilment;
 mod notifications;
+mod analytics;

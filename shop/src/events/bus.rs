@@ -59,6 +59,13 @@ pub trait EventBus: Send + Sync {
     /// the oldest retained event.
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<()>;
 
+    /// Makes `group` exist on `topic` (idempotent), starting with the
+    /// events published at or after `since` rather than the oldest. For a
+    /// group whose state is rebuilt from the database at startup (a
+    /// process's own search index): it needs what happened since the
+    /// rebuild, not the whole retention. Kafka: `offsetsForTimes`.
+    async fn subscribe_since(&self, topic: Topic, group: &str, since: chrono::DateTime<chrono::Utc>) -> Result<()>;
+
     /// Up to `max` events never delivered to `group`, now held by
     /// `consumer` until acked. Waits up to `wait` when there are none.
     async fn read(&self, topic: Topic, group: &str, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>>;

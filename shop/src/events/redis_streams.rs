@@ -168,6 +168,28 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+impl RedisStreams {
+    /// Creates `group` on every partition of `topic` at entry id `start`
+    /// (`0`: everything retained); a group that exists is left as it is.
+    async fn create_group(&self, topic: Topic, group: &str, start: &str) -> Result<()> {
+        for partition in 0..self.partitions {
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.stream_key(topic, partition))
+                .arg(group)
+                .arg(start)
+                .arg("MKSTREAM")
+                .query_async(&mut self.kv.conn())
+                .await;
+            match created {
+                Err(err) if !is_code(&err, "BUSYGROUP") => return Err(err.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl EventBus for RedisStreams {
     async fn publish(&self, topic: Topic, events: &[Event]) -> Result<()> {
@@ -195,21 +217,14 @@ impl EventBus for RedisStreams {
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> Result<()> {
-        for partition in 0..self.partitions {
-            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(self.stream_key(topic, partition))
-                .arg(group)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut self.kv.conn())
-                .await;
-            match created {
-                Err(err) if !is_code(&err, "BUSYGROUP") => return Err(err.into()),
-                _ => {}
-            }
-        }
-        Ok(())
+        self.create_group(topic, group, "0").await
+    }
+
+    async fn subscribe_since(&self, topic: Topic, group: &str, since: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        // Entry ids are Redis's clock in ms: the group's last-delivered id
+        // is the millisecond before `since`, so entries from `since` on are new.
+        let ms = since.timestamp_millis().max(1) - 1;
+        self.create_group(topic, group, &format!("{ms}-0")).await
     }
 
     async fn read(&self, topic: Topic, group: &str, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>> {

@@ -229,6 +229,16 @@ impl Orders<'_> {
         Ok(row.map(|(user_id, shipping_address)| Recipient { user_id, shipping_address }))
     }
 
+    /// The products an order contains (no ownership check: for the shop's
+    /// own workers, e.g. the search indexer re-indexing what a cancel put
+    /// back in stock; `order.cancelled` carries only the order id).
+    pub async fn product_ids(&self, order_id: Uuid) -> Result<Vec<Uuid>> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT product_id FROM order_items WHERE order_id = $1 ORDER BY product_id")
+            .bind(order_id)
+            .fetch_all(&self.shop.db)
+            .await?)
+    }
+
     /// The carrier and tracking number of each parcel of a shipped order
     /// (one per seller), from fulfilment's `shipments` records. A database
     /// without that table or those columns (fulfilment is being built

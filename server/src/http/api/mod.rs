@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod analytics;
 mod cart;
 mod catalog;
 pub mod openapi;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(seller::router())
         .merge(seller_orders::router())
+        .merge(analytics::router())
         .merge(orders::router())
         .merge(admin::router())
         .route("/api/v1/openapi.json", get(openapi::document))

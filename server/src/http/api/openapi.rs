@@ -188,6 +188,16 @@ pub fn spec() -> Value {
                 "parameters": [param("order_id", "path", "Order id.", json!({"type": "string", "format": "uuid"}))],
                 "responses": with(errors(&[400, 401, 403, 404, 409, 503]), ok("SellerOrder"))
             }},
+            "/api/v1/seller/analytics": { "get": {
+                "summary": "Per-minute figures of one SKU (a seller: its own SKUs only, another's is 404; an admin: any), from order events: orders, units and revenue at the unit price, gross (a cancel subtracts nothing). `reservations` and `rejections` are 0 until inventory publishes them. Only minutes with activity are listed, oldest first; a few seconds behind the orders (the bus).",
+                "security": [{ "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    param("sku_id", "query", "SKU id (required).", json!({"type": "string", "format": "uuid"})),
+                    param("from", "query", "RFC 3339; its minute is included (default: an hour before `to`).", json!({"type": "string", "format": "date-time"})),
+                    param("to", "query", "RFC 3339, exclusive (default: now). After `from`, at most 31 days later (422 otherwise).", json!({"type": "string", "format": "date-time"}))
+                ],
+                "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuAnalytics"))
+            }},
             "/api/v1/checkout": { "post": {
                 "summary": "Place the signed-in customer's cart as an order: reserve, authorize the card (manual capture), write the order at the prices PostgreSQL has (409 price_changed otherwise). Idempotent by key: a retry (even while the first is running) gets the first answer. A card that asks for 3-D Secure is refused (422 authentication_required).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
@@ -371,6 +381,14 @@ pub fn spec() -> Value {
                 "SkuStockPage": { "type": "object", "properties": {
                     "items": { "type": "array", "items": { "$ref": "#/components/schemas/SkuStock" } },
                     "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },
+                "SkuAnalytics": { "type": "object", "properties": {
+                    "sku_id": {"type": "string", "format": "uuid"},
+                    "from": {"type": "string", "format": "date-time"},
+                    "to": {"type": "string", "format": "date-time"},
+                    "buckets": { "type": "array", "items": { "type": "object", "properties": {
+                        "minute": {"type": "string", "format": "date-time", "description": "The minute's start, UTC."},
+                        "reservations": {"type": "integer"}, "rejections": {"type": "integer"},
+                        "orders": {"type": "integer"}, "units": {"type": "integer"}, "revenue_cents": {"type": "integer"} } } } } },
                 "Event": { "type": "object", "description": "The event envelope every topic carries.", "properties": {
                     "id": {"type": "string", "format": "uuid", "description": "UUIDv7; the dedup key."},
                     "type": {"type": "string", "example": "order.confirmed"},
