@@ -136,9 +136,23 @@ impl Breaker {
     /// before it opened says nothing about now, and the fallback may have
     /// work (inventory's rebuild) that must finish before the dependency is
     /// trusted again.
-    pub fn success(&self) {
+    ///
+    /// Returns whether the breaker is closed now: a probe whose breaker was
+    /// tripped again while it ran (another call failed meanwhile) has not
+    /// closed it, and must not act as if the dependency were trusted.
+    pub fn success(&self) -> bool {
         self.failures.store(0, Ordering::Release);
         let _ = self.state.compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire);
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// A call that worked but was not the probe: resets the failure count
+    /// and leaves the state alone. For a dependency whose probe has work of
+    /// its own to finish before the breaker may close (inventory's
+    /// rebuild): a call let through before the breaker opened, completing
+    /// while that work runs, must not close the breaker under it.
+    pub fn call_succeeded(&self) {
+        self.failures.store(0, Ordering::Release);
     }
 
     /// Opens the breaker now, whatever the failure count: for a caller that
@@ -242,5 +256,12 @@ mod tests {
         assert_eq!(b.state(), State::Closed);
         b.trip();
         assert_eq!((b.state(), b.trips.load(Ordering::Relaxed)), (State::Open, 2));
+        b.advance(Duration::from_millis(40));
+        assert_eq!(b.permit(), Permit::Probe);
+        b.call_succeeded();
+        assert_eq!(b.state(), State::HalfOpen, "a call that is not the probe leaves it half-open");
+        b.failure();
+        assert!(!b.success(), "a probe reopened under it does not close");
+        assert_eq!((b.state(), b.trips.load(Ordering::Relaxed)), (State::Open, 3));
     }
 }

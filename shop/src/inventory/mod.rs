@@ -295,12 +295,20 @@ impl<'a> Inventory<'a> {
             match outcome {
                 Ok(redis_path::Reserved::Held(reservation)) => {
                     self.rt().doubt(token, false);
-                    self.rt().breaker.success();
+                    // Not `success()`: this call may have been let through
+                    // before the breaker opened and be finishing while the
+                    // probe's rebuild runs; closing the half-open breaker
+                    // now would send every caller to counters the rebuild
+                    // has not yet brought up to PostgreSQL. Only the
+                    // rebuild closes it.
+                    self.rt().breaker.call_succeeded();
                     Stats::add(&stats.reserved_redis, 1);
                     stats.latency_redis.observe(started.elapsed());
                     return Ok(reservation);
                 }
                 Ok(redis_path::Reserved::Fenced) => self.rt().doubt(token, false),
+                // Redis is not trusted yet and held nothing: the DB path.
+                Ok(redis_path::Reserved::Cold) => {}
                 Ok(redis_path::Reserved::InDoubt(_)) => unreachable!("settled above"),
                 Err(Fail::Shop(err)) => {
                     if is_rejection(&err) {
@@ -582,8 +590,15 @@ async fn rebuild(shop: &Shop) -> bool {
     .await;
     verdict.1 = true;
     match result {
+        // A call let through before the trip may fail while the rebuild
+        // runs and open the breaker again: then it did not close, and the
+        // caller must not use Redis (it would hold units on counters the DB
+        // path, still in use, keeps selling under). The next probe rebuilds.
+        Ok(report) if !rt.breaker.success() => {
+            tracing::warn!(checked = report.checked, "Redis rebuilt but the breaker opened again meanwhile; staying on the DB-only path");
+            false
+        }
         Ok(report) => {
-            rt.breaker.success();
             tracing::info!(
                 corrected = report.corrected.len(),
                 held_corrected = report.held_corrected.len(),

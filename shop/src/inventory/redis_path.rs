@@ -28,6 +28,9 @@ pub(super) enum Reserved {
     /// The script call failed after it may have run: Redis may hold the
     /// units while the caller never heard. [`settle_reserve`] before anything else.
     InDoubt(redis::RedisError),
+    /// A counter is not loaded and the breaker is not closed: nothing was
+    /// held, and Redis may not be used until the probe's rebuild is done.
+    Cold,
 }
 
 pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Duration) -> Result<Reserved, Fail> {
@@ -57,6 +60,18 @@ pub(super) async fn reserve(shop: &Shop, token: Uuid, lines: &[Line], ttl: Durat
             }
             "MISSING" => {
                 let sku = parse_uuid(&reply[1])?;
+                // A call let through before the breaker opened can reach a
+                // Redis that came back empty before the probe's rebuild
+                // closed the breaker. Loading the counter then would let it
+                // hold units the DB path, still in use and blind to Redis
+                // holds, goes on selling: an oversell no rebuild can undo.
+                // A counter is only loaded while the breaker is closed,
+                // which happens only under the rebuild's exclusive gate, so
+                // every DB-path hold after the load is mirrored into it.
+                if shop.inventory_rt.breaker.state() != crate::breaker::State::Closed {
+                    tracing::debug!(%sku, %token, "counter not loaded and the breaker not closed: the DB path");
+                    return Ok(Reserved::Cold);
+                }
                 counters::load(shop, &[sku]).await?;
                 let loaded = counters::available(shop, &[sku]).await?;
                 if loaded == [0] && !sku_exists(shop, sku).await? {
