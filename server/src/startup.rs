@@ -61,8 +61,9 @@ pub async fn build_search_index(shop: &shop::Shop) -> Result<(), StartupError> {
         .map_err(|e| StartupError::SearchIndex { reason: one_line(&error_chain(&e)) })
 }
 
-/// An error with its causes, for startup messages (never sent to clients).
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error with its causes, for startup messages and dead letters (never
+/// sent to clients).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

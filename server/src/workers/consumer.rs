@@ -169,7 +169,8 @@ impl<H: Handler> Consumer<H> {
         }
         match outcome {
             Ok(()) => self.acks.push(delivery.receipt),
-            Err(err) if delivery.attempt >= MAX_TRIES => self.dead_letter(&delivery, &error_chain(&err)).await?,
+            // The whole chain: a dead letter keeps what an operator needs (admins only).
+            Err(err) if delivery.attempt >= MAX_TRIES => self.dead_letter(&delivery, &crate::startup::error_chain(&err)).await?,
             Err(err) => {
                 tracing::debug!(group = self.group, event = %delivery.event.id, attempt = delivery.attempt, error = ?err, "handler failed; will try again");
                 let wait = self.settings.retry_after * 2u32.pow(delivery.attempt.saturating_sub(1));
@@ -185,15 +186,3 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
-/// The error with its causes: a dead letter keeps what an operator needs
-/// (it is shown to admins only).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}

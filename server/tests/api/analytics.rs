@@ -4,8 +4,7 @@
 //! leaves the in-stock search filter by way of the search indexer.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -16,7 +15,7 @@ use shop::inventory::SellerScope;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{LocalStripe, TestApp};
+use crate::helpers::{wait_for, LocalStripe, TestApp};
 
 /// The server's default `MERCATO_EVENT_PARTITIONS`.
 const APP_PARTITIONS: u32 = 8;
@@ -77,18 +76,6 @@ async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Polls `check` until it holds, failing after `limit` with `what`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 type Figures = BTreeMap<DateTime<Utc>, (i64, i64, i64)>;
 

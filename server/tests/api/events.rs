@@ -16,7 +16,7 @@ use shop::events::{dedup, Event, EventBus, Topic};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, LocalRedis, TestApp};
+use crate::helpers::{redis_url, wait_for, LocalRedis, TestApp};
 
 /// The server's default (`MERCATO_EVENT_PARTITIONS`): tests that read what
 /// the app's relay published must agree with it.
@@ -55,18 +55,6 @@ async fn published_ids(shop: &shop::Shop, bus: &RedisStreams, topic: Topic) -> V
     ids
 }
 
-/// Polls `check` every 20 ms until it holds; fails the test after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Runs `consumer` one pass at a time until `done`; fails after 10 s.
 async fn step_until<H, F, Fut>(consumer: &mut Consumer<H>, what: &str, mut done: F)

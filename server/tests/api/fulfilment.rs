@@ -4,7 +4,7 @@
 //! that win, sellers shipping by hand and refunding, the early capture of
 //! an authorization about to lapse, and a pick that finds nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -108,16 +108,12 @@ async fn stock(s: &Setup, sku: Uuid) -> (i32, i32) {
 }
 
 /// Waits (with a deadline) until `check` holds.
-async fn until<F, Fut>(what: &str, mut check: F)
+async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::helpers::wait_for(what, Duration::from_secs(20), check).await
 }
 
 /// Waits until the warehouse consumer made the order's shipment rows.

@@ -289,3 +289,17 @@ impl LocalStripe {
         self.intents().await.into_iter().map(|pi| (pi["id"].as_str().expect("an intent id").to_owned(), pi)).collect()
     }
 }
+
+/// Polls `check` every 20 ms until it holds; fails the test after `limit`.
+/// Tests wait on the condition itself, never on a guessed sleep.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

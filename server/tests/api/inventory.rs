@@ -10,7 +10,6 @@
 //! the condition itself ([`eventually`]), so a loaded machine only makes
 //! them slower. The sleeps left let a reservation's TTL run out.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use shop::Shop;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, LocalRedis, TestApp};
+use crate::helpers::{redis_url, wait_for, LocalRedis, TestApp};
 
 /// A shop on a Redis prefix of its own, around the demo catalog, with the
 /// first `stocks.len()` SKUs (by id) set to those stock counts.
@@ -116,18 +115,6 @@ async fn race(shop: &Shop, attempts: usize, lines_for: impl Fn(usize) -> Vec<Lin
     won
 }
 
-/// Polls `check` until it holds; fails after `within`.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 fn breaker_state(shop: &Shop) -> shop::breaker::State {
     shop.inventory_rt.breaker.state()
@@ -331,7 +318,7 @@ async fn reservations_of_a_process_that_died_come_back_after_expiry(db: PgPool) 
         }
     });
     let watched = &shop;
-    eventually("the doomed process to hold some units", Duration::from_secs(10), || async move { figures(watched, sku).await.held_redis >= 20 }).await;
+    wait_for("the doomed process to hold some units", Duration::from_secs(10), || async move { figures(watched, sku).await.held_redis >= 20 }).await;
     worker.abort();
     let _ = worker.await;
     let f = figures(&shop, sku).await;
@@ -388,16 +375,16 @@ async fn redis_dying_mid_run_moves_reservations_to_postgresql_without_oversellin
     }
     let (watched, stats) = (&shop, &shop.stats.inventory);
     let count = |c: &std::sync::atomic::AtomicU64| shop::stats::Stats::get(c);
-    eventually("200 holds in Redis", Duration::from_secs(30), || async move { count(&stats.reserved_redis) >= 200 }).await;
+    wait_for("200 holds in Redis", Duration::from_secs(30), || async move { count(&stats.reserved_redis) >= 200 }).await;
     redis.stop().await;
     let (redis_before, rejected_before) = (count(&stats.reserved_redis), count(&stats.rejected_redis));
-    eventually("100 holds on PostgreSQL", Duration::from_secs(30), || async move { count(&stats.reserved_db) >= 100 }).await;
+    wait_for("100 holds on PostgreSQL", Duration::from_secs(30), || async move { count(&stats.reserved_db) >= 100 }).await;
     redis.restart().await;
     // Back on Redis: the breaker closed and Redis answered a reservation
     // since the outage, with units or, when the DB path sold every unit
     // left before Redis returned, with "sold out" (nothing is left to
     // hold there, so waiting for a hold would wait for ever).
-    eventually("reservations back on Redis", Duration::from_secs(30), || async move {
+    wait_for("reservations back on Redis", Duration::from_secs(30), || async move {
         breaker_state(watched) == shop::breaker::State::Closed
             && (count(&stats.reserved_redis) > redis_before || count(&stats.rejected_redis) > rejected_before)
     })
@@ -1104,7 +1091,7 @@ async fn a_reserve_reply_lost_while_redis_stays_silent_is_refused_not_held_twice
     // the one hold the lost call made.
     link.restore();
     let found = Arc::new(Mutex::new(None));
-    eventually("the retry to find its hold", Duration::from_secs(10), || {
+    wait_for("the retry to find its hold", Duration::from_secs(10), || {
         let (shop, found) = (shop.clone(), found.clone());
         async move {
             match shop.inventory().reserve(token, &lines, None).await {
@@ -1127,7 +1114,7 @@ async fn a_reserve_reply_lost_while_redis_stays_silent_is_refused_not_held_twice
     // Expiry returns everything.
     tokio::time::sleep(ttl).await;
     let sweeper = &shop;
-    eventually("the hold to expire", Duration::from_secs(10), || async move { sweeper.inventory().sweep().await.unwrap().expired == 1 }).await;
+    wait_for("the hold to expire", Duration::from_secs(10), || async move { sweeper.inventory().sweep().await.unwrap().expired == 1 }).await;
     let f = figures(&observer, sku).await;
     assert_eq!((f.held_db, f.held_redis, f.counter), (0, 0, Some(10)));
     assert!(inv.reconcile().await.unwrap().corrected.is_empty());
@@ -1212,12 +1199,12 @@ async fn a_probe_whose_request_is_dropped_still_brings_redis_back(db: PgPool) {
         tokio::spawn(async move { shop.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 1 }], None).await })
     };
     let watched = &shop;
-    eventually("the probe to be handed out", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::HalfOpen }).await;
+    wait_for("the probe to be handed out", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::HalfOpen }).await;
     request.abort();
     assert!(request.await.unwrap_err().is_cancelled());
     blocker.rollback().await.unwrap();
 
-    eventually("the rebuild to close the breaker", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::Closed }).await;
+    wait_for("the rebuild to close the breaker", Duration::from_secs(10), || async move { breaker_state(watched) == shop::breaker::State::Closed }).await;
     let again = shop.inventory().reserve(Uuid::new_v4(), &[Line { sku_id: sku, quantity: 2 }], None).await.unwrap();
     assert_eq!(again.path, HoldPath::Redis, "back on Redis");
     let f = figures(&shop, sku).await;

@@ -5,7 +5,6 @@
 //! every test mails customers of its own (unique addresses), so tests share
 //! one maildev and run in parallel.
 
-use std::future::Future;
 use std::time::Duration;
 
 use model::order::{OrderItem, OrderStatus};
@@ -19,7 +18,7 @@ use shop::orders::{NewOrder, Orders};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, unassigned_port, LocalStripe, TestApp};
+use crate::helpers::{redis_url, unassigned_port, wait_for, LocalStripe, TestApp};
 
 fn smtp_url() -> String {
     std::env::var("SMTP_URL").unwrap_or_else(|_| shop::notifications::DEFAULT_SMTP_URL.to_owned())
@@ -44,18 +43,6 @@ fn header<'a>(mail: &'a Value, name: &str) -> &'a str {
     mail["headers"][name].as_str().unwrap_or_default()
 }
 
-/// Polls `check` every 25 ms until it holds; fails the test after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 /// Waits until `address` has received `count` messages and returns them.
 async fn wait_for_mail(address: &str, count: usize) -> Vec<Value> {
