@@ -17,3 +17,5 @@ pub mod cart;
 pub mod order;
 pub use cart::{CartLine, CartView};
 pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, StatusChange};
+pub mod review;
+pub use review::{Review, ReviewPage, ReviewRequest, ReviewSort};

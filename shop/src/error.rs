@@ -20,6 +20,11 @@ pub enum Error {
     #[error("{0}")]
     Unauthorized(&'static str),
 
+    /// The caller is known but may not do this (HTTP 403) for a reason a
+    /// client can act on, named by `code` (e.g. `not_a_verified_buyer`).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: &'static str },
+
     /// A clash with existing state (HTTP 409), e.g. an email already
     /// registered or a SKU sold out; `details` adds the numbers a client
     /// needs (which SKU, how many were left).

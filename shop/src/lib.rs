@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod ratelimit;
+pub mod reviews;
 pub mod search;
 pub mod secret;
 pub mod stats;
@@ -128,6 +129,10 @@ impl Shop {
 
     pub fn payments(&self) -> payments::Payments<'_> {
         payments::Payments::new(&self.payments_rt)
+    }
+
+    pub fn reviews(&self) -> reviews::Reviews<'_> {
+        reviews::Reviews::new(self)
     }
 
     pub fn search(&self) -> search::Search<'_> {

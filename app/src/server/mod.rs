@@ -130,6 +130,7 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
         shop::Error::Invalid(_) | shop::Error::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, None),
         shop::Error::BadInput { .. } => (StatusCode::BAD_REQUEST, None),
         shop::Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
+        shop::Error::Forbidden { .. } => (StatusCode::FORBIDDEN, None),
         shop::Error::Conflict { .. } => (StatusCode::CONFLICT, None),
         shop::Error::PaymentDeclined { .. } => (StatusCode::PAYMENT_REQUIRED, None),
         shop::Error::RateLimited { retry_after } => (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after)),
@@ -153,6 +154,7 @@ pub(crate) fn to_client_error(err: shop::Error) -> ServerFnError {
         | shop::Error::Rejected { .. }
         | shop::Error::BadInput { .. }
         | shop::Error::Unauthorized(_)
+        | shop::Error::Forbidden { .. }
         | shop::Error::Conflict { .. }
         | shop::Error::PaymentDeclined { .. } => ServerFnError::new(err.to_string()),
         shop::Error::Internal(_) => {

@@ -20,6 +20,10 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A 403 with its own code (e.g. `not_a_verified_buyer`), so a client
+    /// can tell "not allowed yet" from a wrong role.
+    #[error("{message}")]
+    Refused { code: &'static str, message: &'static str },
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -45,7 +49,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) | ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::BadParam { .. } => "invalid_parameter",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Refused { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::Unprocessable(_) => "validation_failed",
@@ -132,6 +137,7 @@ impl From<shop::Error> for ApiError {
             shop::Error::Rejected { code, message } => ApiError::Rejected { code, message },
             shop::Error::BadInput { param, message } => ApiError::BadParam { param, message },
             shop::Error::Unauthorized(message) => ApiError::Unauthorized(message),
+            shop::Error::Forbidden { code, message } => ApiError::Refused { code, message },
             shop::Error::RateLimited { retry_after } => ApiError::TooManyRequests { retry_after },
             shop::Error::Conflict { code, message, details } => ApiError::Conflict { code, message, details },
             shop::Error::PaymentDeclined { decline_code, message } => ApiError::PaymentDeclined { decline_code, message },

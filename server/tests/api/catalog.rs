@@ -244,6 +244,7 @@ async fn openapi_document_lists_every_catalog_endpoint(db: PgPool) {
         "/api/v1/products",
         "/api/v1/products/{product_id}",
         "/api/v1/products/{product_id}/stock",
+        "/api/v1/products/{product_id}/reviews",
         "/api/v1/search/suggest",
     ];
     for path in public_reads.iter().chain(&["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/cart", "/api/v1/cart/items", "/api/v1/cart/items/{sku_id}", "/api/v1/seller/skus", "/api/v1/seller/skus/{sku_id}/stock", "/api/v1/seller/skus/{sku_id}/shards", "/api/v1/admin/reconcile", "/api/v1/checkout", "/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/cancel"]) {

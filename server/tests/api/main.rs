@@ -25,3 +25,4 @@ mod events;
 mod fulfilment;
 mod notifications;
 mod analytics;
+mod reviews;

@@ -226,6 +226,13 @@ impl<'a> Catalog<'a> {
         update::set_prices(self.shop, product, prices).await
     }
 
+    /// For another service that changed a product's row (reviews move the
+    /// rating aggregates): the same follow-up as a seller edit, so there is
+    /// one way a product change reaches the cache, the lists and search.
+    pub async fn product_changed(&self, id: Uuid) -> Result<()> {
+        update::after_write(self.shop, id).await.map(|_| ())
+    }
+
     /// Search documents for products with id > `after`, in id order.
     pub async fn search_docs(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<crate::search::SearchDoc>> {
         crate::search::docs::load(&self.shop.db, after, limit).await

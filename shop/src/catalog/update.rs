@@ -94,7 +94,7 @@ pub(super) async fn set_prices(shop: &Shop, product: Uuid, prices: &[SkuPrice]) 
     after_write(shop, product).await
 }
 
-async fn after_write(shop: &Shop, id: Uuid) -> Result<ProductRecord> {
+pub(super) async fn after_write(shop: &Shop, id: Uuid) -> Result<ProductRecord> {
     cache::invalidate(shop, &[id]).await?;
     shop.search().reindex(&[id]).await?;
     Catalog::new(shop).record(id).await

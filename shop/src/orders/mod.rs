@@ -134,6 +134,20 @@ impl<'a> Orders<'a> {
         Ok(from)
     }
 
+    /// Whether `user` has a DELIVERED order containing `product`: what makes
+    /// a verified buyer (reviews). Read on the caller's connection so the
+    /// check and the write it guards share one transaction.
+    pub async fn delivered_to(conn: &mut PgConnection, user: Uuid, product: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id \
+             WHERE o.user_id = $1 AND i.product_id = $2 AND o.status = 'DELIVERED')",
+        )
+        .bind(user)
+        .bind(product)
+        .fetch_one(&mut *conn)
+        .await?)
+    }
+
     /// `user`'s orders, newest first, keyset-paged by id (UUIDv7 ids are
     /// time-ordered, so id order is placement order).
     pub async fn list(&self, user: Uuid, limit: i64, before: Option<Uuid>) -> Result<OrderPage> {

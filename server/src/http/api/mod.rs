@@ -9,6 +9,7 @@ mod cart;
 mod catalog;
 pub mod openapi;
 mod orders;
+mod reviews;
 mod seller;
 mod seller_orders;
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(cart::router())
         .merge(catalog::router())
+        .merge(reviews::router())
         .merge(seller::router())
         .merge(seller_orders::router())
         .merge(analytics::router())

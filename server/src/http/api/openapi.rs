@@ -135,6 +135,25 @@ pub fn spec() -> Value {
                 "parameters": [product_id],
                 "responses": with(errors(&[400, 404, 503]), ok("Stock"))
             }},
+            "/api/v1/products/{product_id}/reviews": {
+                "get": {
+                    "summary": "A product's reviews, keyset-paginated, with the rating histogram and the product's average and count. Public (first names only).",
+                    "parameters": [
+                        product_id,
+                        param("sort", "query", "Order: newest first, or most helpful first.", json!({"type": "string", "enum": ["newest", "helpful"], "default": "newest"})),
+                        param("limit", "query", "Reviews per page; clamped to 1..50 (default 10).", json!({"type": "integer"})),
+                        param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                    ],
+                    "responses": with(errors(&[400, 404, 503]), ok("ReviewPage"))
+                },
+                "post": {
+                    "summary": "Review the product: only a customer with a DELIVERED order containing it (else 403 `not_a_verified_buyer`). A second review replaces the first (200; 201 the first time). Title and body are stored as plain text.",
+                    "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "parameters": [product_id],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReviewRequest" } } } },
+                    "responses": with_code(with(errors(&[400, 401, 403, 404, 422, 503]), ok("Review")), "201", created("Review"))
+                }
+            },
             "/api/v1/search/suggest": { "get": {
                 "summary": "Search-as-you-type suggestions (products).",
                 "parameters": [param("q", "query", "What the shopper has typed so far (2+ characters).", json!({"type": "string"}))],
@@ -250,7 +269,7 @@ pub fn spec() -> Value {
             "responses": {
                 "E401": { "description": "Not signed in, or wrong credentials.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E402": { "description": "`payment_declined`, with the provider's `decline_code`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "E403": { "description": "Wrong role, or a cross-site write.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "E403": { "description": "Wrong role, a cross-site write, or `not_a_verified_buyer` (reviews).", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E429": { "description": "Too many requests; see Retry-After.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E409": { "description": "Conflict, e.g. `email_taken`, `out_of_stock` (with `skus`), `price_changed` (with `total_cents` and `lines`), `stock_below_reserved` (with the numbers), `illegal_transition`.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "E422": { "description": "Validation failed; the message says how to fix it.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
@@ -328,6 +347,22 @@ pub fn spec() -> Value {
                     "skus": { "type": "array", "items": { "type": "object", "properties": {
                         "sku_id": {"type": "string", "format": "uuid"}, "available": {"type": "integer"},
                         "availability": {"type": "string", "enum": ["in_stock", "low_stock", "out_of_stock"]} } } } } },
+                "ReviewRequest": { "type": "object", "required": ["rating", "title", "body"], "properties": {
+                    "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "title": {"type": "string", "minLength": 1, "maxLength": 120, "description": "Plain text, trimmed."},
+                    "body": {"type": "string", "minLength": 1, "maxLength": 4000, "description": "Plain text, trimmed."} } },
+                "Review": { "type": "object", "properties": {
+                    "id": {"type": "string", "format": "uuid"}, "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "title": {"type": "string", "description": "Plain text: escape when rendering."},
+                    "body": {"type": "string", "description": "Plain text: escape when rendering."},
+                    "author": {"type": "string", "description": "The reviewer's first name."},
+                    "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+                    "verified_buyer": {"type": "boolean"} } },
+                "ReviewPage": { "type": "object", "properties": {
+                    "reviews": { "type": "array", "items": { "$ref": "#/components/schemas/Review" } },
+                    "next_cursor": {"type": ["string", "null"], "format": "uuid"},
+                    "histogram": { "type": "object", "description": "\"1\" to \"5\" → number of reviews with that rating.", "additionalProperties": {"type": "integer"} },
+                    "rating_avg": {"type": "number"}, "rating_count": {"type": "integer"} } },
                 "CheckoutRequest": { "type": "object", "required": ["shipping_address", "payment_method"], "properties": {
                     "shipping_address": { "type": "object", "required": ["name", "line1", "city", "postal_code", "country"], "properties": {
                         "name": {"type": "string"}, "line1": {"type": "string"}, "line2": {"type": "string"},

@@ -1,0 +1,259 @@
+//! Product reviews through the HTTP API against real PostgreSQL, Redis and
+//! localstripe: only verified buyers (a DELIVERED order with the product)
+//! may review, a second review replaces the first, the product's aggregates
+//! and the histogram always equal SQL over the reviews table, paging returns
+//! each review once, and bad input is a 422 naming the field.
+
+use std::collections::{BTreeMap, HashSet};
+
+use model::OrderStatus;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop::cart::Owner;
+use shop::orders::Orders;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{LocalStripe, TestApp};
+
+struct Setup {
+    app: TestApp,
+    _stripe: LocalStripe,
+    sku: Uuid,
+    product: Uuid,
+}
+
+/// The default fulfilment delays are an hour: orders stay CONFIRMED until
+/// a test moves them on itself.
+async fn setup(db: PgPool) -> Setup {
+    let stripe = LocalStripe::start().await;
+    let app = TestApp::spawn_seeded_with(db, 10, |shop| shop.with_payment_settings(stripe.settings())).await;
+    let (sku, product): (Uuid, Uuid) = sqlx::query_as("SELECT id, product_id FROM skus ORDER BY id LIMIT 1")
+        .fetch_one(&app.shop.db)
+        .await
+        .unwrap();
+    app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 100).await.unwrap();
+    // The demo seed gives products made-up ratings with no review rows
+    // behind them; start this one from nothing so its aggregates can be
+    // compared with SQL over the reviews table.
+    sqlx::query("UPDATE products SET rating_sum = 0, rating_count = 0 WHERE id = $1").bind(product).execute(&app.shop.db).await.unwrap();
+    app.shop.catalog().forget(&[product]).await.unwrap();
+    Setup { app, _stripe: stripe, sku, product }
+}
+
+/// `count` new customers' bearer tokens.
+async fn customers(s: &Setup, count: usize) -> Vec<String> {
+    s.app.shop.accounts().create_load_test_users(count, "load-test-password").await.unwrap()
+}
+
+/// The customer buys one unit of the setup's SKU; the order is CONFIRMED.
+async fn buy(s: &Setup, token: &str) -> Uuid {
+    let user = s.app.shop.accounts().authenticate(token).await.unwrap().unwrap();
+    s.app.shop.cart().add(&Owner::User(user.id), s.sku, 1).await.unwrap();
+    let body = json!({
+        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+        "payment_method": "pm_card_visa",
+    });
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/api/v1/checkout"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let placed: Value = response.json().await.unwrap();
+    assert_eq!(placed["status"], "CONFIRMED");
+    placed["order_id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Moves a CONFIRMED order through SHIPPED to DELIVERED the way the
+/// warehouse does: the orders service's own transition, in a transaction.
+async fn deliver(s: &Setup, order: Uuid) {
+    let mut tx = s.app.shop.db.begin().await.unwrap();
+    Orders::transition(&mut tx, order, OrderStatus::Shipped).await.unwrap();
+    Orders::transition(&mut tx, order, OrderStatus::Delivered).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn verified_buyers(s: &Setup, count: usize) -> Vec<String> {
+    let tokens = customers(s, count).await;
+    for token in &tokens {
+        let order = buy(s, token).await;
+        deliver(s, order).await;
+    }
+    tokens
+}
+
+async fn post_review(s: &Setup, token: Option<&str>, product: Uuid, body: &Value) -> (StatusCode, Value) {
+    let mut request = s.app.client.post(s.app.url(&format!("/api/v1/products/{product}/reviews"))).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_json(s: &Setup, path: &str) -> (StatusCode, Value) {
+    let response = s.app.get(path).await;
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn review(rating: i64, title: &str) -> Value {
+    json!({ "rating": rating, "title": title, "body": "Does what it says on the box." })
+}
+
+/// (rating_avg, rating_count) computed by SQL from the reviews table.
+async fn sql_aggregates(s: &Setup) -> (f64, i64) {
+    sqlx::query_as("SELECT COALESCE(AVG(rating)::float8, 0), COUNT(*) FROM reviews WHERE product_id = $1")
+        .bind(s.product)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap()
+}
+
+/// The product as the API shows it (through the catalog cache).
+async fn shown_aggregates(s: &Setup) -> (f64, i64) {
+    let (status, product) = get_json(s, &format!("/api/v1/products/{}", s.product)).await;
+    assert_eq!(status, StatusCode::OK);
+    (product["rating_avg"].as_f64().unwrap(), product["rating_count"].as_i64().unwrap())
+}
+
+fn close(a: (f64, i64), b: (f64, i64)) -> bool {
+    (a.0 - b.0).abs() < 1e-9 && a.1 == b.1
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn only_a_verified_buyer_reviews_and_a_second_review_replaces_the_first(db: PgPool) {
+    let s = setup(db).await;
+    // Fill the product cache first, so a stale cache would show below.
+    assert_eq!(shown_aggregates(&s).await.1, 0);
+    let tokens = customers(&s, 2).await;
+    let (buyer, stranger) = (&tokens[0], &tokens[1]);
+
+    let (status, _) = post_review(&s, None, s.product, &review(5, "Great")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no session");
+    let (status, body) = post_review(&s, Some(stranger), s.product, &review(5, "Great")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_verified_buyer")), "{body}");
+    let (status, _) = post_review(&s, Some(buyer), Uuid::now_v7(), &review(5, "Great")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown product");
+
+    let order = buy(&s, buyer).await;
+    let (status, body) = post_review(&s, Some(buyer), s.product, &review(5, "Great")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_verified_buyer")), "CONFIRMED is not delivered: {body}");
+
+    deliver(&s, order).await;
+    let (status, first) = post_review(&s, Some(buyer), s.product, &review(5, "  Great  ")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!((first["rating"].as_i64(), first["title"].as_str(), first["author"].as_str()), (Some(5), Some("Great"), Some("Load")));
+    assert_eq!(first["verified_buyer"], true);
+    assert!(close(shown_aggregates(&s).await, (5.0, 1)), "the cached product followed the review");
+
+    let (status, second) = post_review(&s, Some(buyer), s.product, &review(2, "Broke after a week")).await;
+    assert_eq!(status, StatusCode::OK, "a second review replaces the first: {second}");
+    assert_eq!(second["id"], first["id"], "the same review, edited");
+    assert_eq!(second["created_at"], first["created_at"]);
+    assert_eq!(sql_aggregates(&s).await.1, 1, "still one review");
+    assert!(close(shown_aggregates(&s).await, (2.0, 1)), "the old rating left the sum: {:?}", shown_aggregates(&s).await);
+    assert!(close(shown_aggregates(&s).await, sql_aggregates(&s).await));
+
+    let (status, page) = get_json(&s, &format!("/api/v1/products/{}/reviews", s.product)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["reviews"].as_array().unwrap().len(), 1);
+    assert_eq!(page["reviews"][0]["title"], "Broke after a week");
+    assert_eq!(page["histogram"], json!({"1": 0, "2": 1, "3": 0, "4": 0, "5": 0}));
+    assert_eq!((page["rating_avg"].as_f64(), page["rating_count"].as_i64()), (Some(2.0), Some(1)));
+    assert_eq!(get_json(&s, &format!("/api/v1/products/{}/reviews", Uuid::now_v7())).await.0, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn aggregates_and_histogram_equal_sql_and_paging_returns_each_review_once(db: PgPool) {
+    let s = setup(db).await;
+    let tokens = verified_buyers(&s, 7).await;
+    for (token, rating) in tokens.iter().zip([5, 4, 4, 1, 3, 5, 2]) {
+        let (status, body) = post_review(&s, Some(token), s.product, &review(rating, &format!("{rating} stars"))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Two customers change their minds.
+    assert_eq!(post_review(&s, Some(&tokens[3]), s.product, &review(4, "Grew on me")).await.0, StatusCode::OK);
+    assert_eq!(post_review(&s, Some(&tokens[0]), s.product, &review(3, "Meh")).await.0, StatusCode::OK);
+
+    let expected = sql_aggregates(&s).await;
+    assert_eq!(expected.1, 7);
+    assert!(close(shown_aggregates(&s).await, expected), "{:?} vs SQL {expected:?}", shown_aggregates(&s).await);
+    let grouped: Vec<(i16, i64)> = sqlx::query_as("SELECT rating, COUNT(*) FROM reviews WHERE product_id = $1 GROUP BY rating")
+        .bind(s.product)
+        .fetch_all(&s.app.shop.db)
+        .await
+        .unwrap();
+    let mut histogram: BTreeMap<String, i64> = (1..=5).map(|r| (r.to_string(), 0)).collect();
+    for (rating, count) in grouped {
+        histogram.insert(rating.to_string(), count);
+    }
+
+    let all_ids: HashSet<String> = sqlx::query_scalar::<_, Uuid>("SELECT id FROM reviews WHERE product_id = $1")
+        .bind(s.product)
+        .fetch_all(&s.app.shop.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    for sort in ["newest", "helpful"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/products/{}/reviews?sort={sort}&limit=3", s.product);
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = get_json(&s, &path).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            assert_eq!(serde_json::to_value(&histogram).unwrap(), page["histogram"], "histogram = SQL GROUP BY");
+            assert!(close((page["rating_avg"].as_f64().unwrap(), page["rating_count"].as_i64().unwrap()), expected));
+            seen.extend(page["reviews"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 7, "{sort}: no review twice");
+        assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), all_ids, "{sort}: every review once");
+    }
+    let (status, body) = get_json(&s, &format!("/api/v1/products/{}/reviews?sort=best", s.product)).await;
+    assert_eq!((status, body["param"].as_str()), (StatusCode::BAD_REQUEST, Some("sort")));
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn bad_input_names_the_field_and_markup_comes_back_as_text(db: PgPool) {
+    let s = setup(db).await;
+    let token = verified_buyers(&s, 1).await.remove(0);
+    let long_body = "x".repeat(5000);
+    let cases = [
+        (json!({"rating": 0, "title": "t", "body": "b"}), "rating"),
+        (json!({"rating": 6, "title": "t", "body": "b"}), "rating"),
+        (json!({"rating": 3, "title": "   ", "body": "b"}), "title"),
+        (json!({"rating": 3, "title": "t", "body": long_body}), "body"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = post_review(&s, Some(&token), s.product, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {answer}");
+        assert!(answer["message"].as_str().unwrap().starts_with(field), "{field} named: {answer}");
+    }
+    assert_eq!(sql_aggregates(&s).await.1, 0, "nothing stored");
+    assert_eq!(shown_aggregates(&s).await.1, 0);
+
+    let title = "<script>alert('x')</script> & more";
+    let (status, _) = post_review(&s, Some(&token), s.product, &review(4, title)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = s.app.get(&format!("/api/v1/products/{}/reviews", s.product)).await;
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(response.headers()["cache-control"].to_str().unwrap().starts_with("public"));
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["reviews"][0]["title"], title, "stored and returned verbatim, as JSON text");
+}
