@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop::cart::Owner;
 use shop::events::{Event, EventBus, Topic};
 use shop::inventory::SellerScope;
 use sqlx::PgPool;
@@ -45,23 +44,7 @@ async fn setup(db: PgPool) -> Setup {
 /// A new customer checks out `quantity` of `sku` through the API.
 async fn place(app: &TestApp, sku: Uuid, quantity: i64) -> Uuid {
     let token = app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
-    let user = app.shop.accounts().authenticate(&token).await.unwrap().unwrap();
-    app.shop.cart().add(&Owner::User(user.id), sku, quantity).await.unwrap();
-    let response = app
-        .client
-        .post(app.url("/api/v1/checkout"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&json!({
-            "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
-            "payment_method": "pm_card_visa",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    body["order_id"].as_str().unwrap().parse().unwrap()
+    app.buy(&token, sku, quantity).await
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {

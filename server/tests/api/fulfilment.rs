@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop::cart::Owner;
 use shop::fulfilment::Settings;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -68,24 +67,7 @@ async fn setup(db: PgPool, settings: Settings) -> Setup {
 /// A new customer checks out `quantity` of `sku`; the order id and payment id.
 async fn place(s: &Setup, sku: Uuid, quantity: i64) -> (Uuid, String) {
     let token = s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
-    let user = s.app.shop.accounts().authenticate(&token).await.unwrap().unwrap();
-    s.app.shop.cart().add(&Owner::User(user.id), sku, quantity).await.unwrap();
-    let response = s
-        .app
-        .client
-        .post(s.app.url("/api/v1/checkout"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&json!({
-            "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
-            "payment_method": "pm_card_visa",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let placed: Value = response.json().await.unwrap();
-    let order_id: Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let order_id = s.app.buy(&token, sku, quantity).await;
     let payment_id: String = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&s.app.shop.db).await.unwrap();
     (order_id, payment_id)
 }

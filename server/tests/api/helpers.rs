@@ -100,6 +100,30 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request reaches the server")
     }
+
+    /// The customer behind `token` puts `quantity` of `sku` in the cart and
+    /// checks out through the API with the test card that authorizes; the
+    /// order id of the CONFIRMED order.
+    pub async fn buy(&self, token: &str, sku: uuid::Uuid, quantity: i64) -> uuid::Uuid {
+        let user = self.shop.accounts().authenticate(token).await.unwrap().expect("a signed-in customer");
+        self.shop.cart().add(&shop::cart::Owner::User(user.id), sku, quantity).await.unwrap();
+        let response = self
+            .client
+            .post(self.url("/api/v1/checkout"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .json(&serde_json::json!({
+                "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+                "payment_method": "pm_card_visa",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        let placed: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(placed["status"], "CONFIRMED");
+        placed["order_id"].as_str().unwrap().parse().unwrap()
+    }
 }
 
 /// A free port outside the kernel's ephemeral range (32768-60999), for a

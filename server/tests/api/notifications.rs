@@ -10,7 +10,6 @@ use std::time::Duration;
 use model::order::{OrderItem, OrderStatus};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop::cart::Owner;
 use shop::events::redis_streams::RedisStreams;
 use shop::events::{Event, EventBus, Topic};
 use shop::notifications::{message_id, Notifier, Settings, CONSUMER, DEFAULT_FROM};
@@ -121,23 +120,8 @@ async fn checkout(app: &TestApp) -> (String, String, Uuid) {
     let customer = app.shop.accounts().authenticate(&token).await.unwrap().unwrap();
     let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&app.shop.db).await.unwrap();
     app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 10).await.unwrap();
-    app.shop.cart().add(&Owner::User(customer.id), sku, 1).await.unwrap();
-    let body = json!({
-        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
-        "payment_method": "pm_card_visa",
-    });
-    let response = app
-        .client
-        .post(app.url("/api/v1/checkout"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let placed: Value = response.json().await.unwrap();
-    (token, customer.email, placed["order_id"].as_str().unwrap().parse().unwrap())
+    let order = app.buy(&token, sku, 1).await;
+    (token, customer.email, order)
 }
 
 /// The app's notifications group has handled everything published to it.

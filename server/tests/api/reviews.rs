@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use model::OrderStatus;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop::cart::Owner;
 use shop::orders::Orders;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -48,26 +47,7 @@ async fn customers(s: &Setup, count: usize) -> Vec<String> {
 
 /// The customer buys one unit of the setup's SKU; the order is CONFIRMED.
 async fn buy(s: &Setup, token: &str) -> Uuid {
-    let user = s.app.shop.accounts().authenticate(token).await.unwrap().unwrap();
-    s.app.shop.cart().add(&Owner::User(user.id), s.sku, 1).await.unwrap();
-    let body = json!({
-        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
-        "payment_method": "pm_card_visa",
-    });
-    let response = s
-        .app
-        .client
-        .post(s.app.url("/api/v1/checkout"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let placed: Value = response.json().await.unwrap();
-    assert_eq!(placed["status"], "CONFIRMED");
-    placed["order_id"].as_str().unwrap().parse().unwrap()
+    s.app.buy(token, s.sku, 1).await
 }
 
 /// Moves a CONFIRMED order through SHIPPED to DELIVERED the way the
