@@ -170,7 +170,8 @@ async fn a_worker_killed_between_capture_and_shipped_ships_once_when_restarted(d
     let shop = s.app.shop.clone();
     let worker = tokio::spawn(async move { shop.fulfilment().advance().await });
     until("the capture", || async { captures_of(&s, &payment_id) == 1 }).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wherever it is now (reading the capture's answer, or parked at the
+    // hook), it is past the capture and before SHIPPED's commit.
     worker.abort();
     let _ = worker.await;
     s.app.shop.fulfilment_settings.fault.disarm();

@@ -1111,8 +1111,7 @@ async fn a_reserve_reply_lost_while_redis_stays_silent_is_refused_not_held_twice
     let f = figures(&observer, sku).await;
     assert_eq!((f.held_db, f.held_redis, f.counter), (0, 3, Some(7)), "still held once: {f:?}");
 
-    // Expiry returns everything.
-    tokio::time::sleep(ttl).await;
+    // Expiry returns everything (the sweep is polled until the TTL is up).
     let sweeper = &shop;
     wait_for("the hold to expire", Duration::from_secs(10), || async move { sweeper.inventory().sweep().await.unwrap().expired == 1 }).await;
     let f = figures(&observer, sku).await;
