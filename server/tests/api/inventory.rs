@@ -624,23 +624,33 @@ async fn run_case(shop: &Shop, skus: &[Uuid], ops: &[Op]) -> Result<(), TestCase
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn random_interleavings_never_oversell_and_leave_counters_exact(db: PgPool) {
     let settings = Settings { breaker_threshold: 2, breaker_cooldown: Duration::from_millis(20), ..Settings::default() };
+    property(db, settings, 48, prop::collection::vec(op(), 1..40), |shop, skus, ops| async move { run_case(&shop, &skus, &ops).await }).await;
+}
+
+/// Runs `cases` generated cases, each on a fresh start: a shop with its own
+/// Redis prefix and both SKUs back to 10 units with nothing held.
+async fn property<S, F, Fut>(db: PgPool, settings: Settings, cases: u32, strategy: S, case: F)
+where
+    S: Strategy + Send + 'static,
+    S::Value: Send,
+    F: Fn(Shop, Vec<Uuid>, S::Value) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), TestCaseError>>,
+{
     let (template, skus) = stocked(&db, &redis_url(), &[10, 10], settings.clone()).await;
     let handle = tokio::runtime::Handle::current();
-    let db_for_cases = db.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut runner = TestRunner::new(PropConfig { cases: 48, failure_persistence: None, ..PropConfig::default() });
-        runner.run(&prop::collection::vec(op(), 1..40), |ops| {
+        let mut runner = TestRunner::new(PropConfig { cases, failure_persistence: None, ..PropConfig::default() });
+        runner.run(&strategy, |value| {
             handle.block_on(async {
-                // A fresh start per case: its own Redis prefix, stock reset.
                 let kv = shop::kv::Kv::connect(&redis_url(), format!("test:{}:", Uuid::new_v4().simple())).await.unwrap();
-                let shop = Shop::new(db_for_cases.clone(), kv).with_inventory_settings(settings.clone());
+                let shop = Shop::new(db.clone(), kv).with_inventory_settings(settings.clone());
                 sqlx::query("UPDATE inventory SET stock_count = 10, reserved = 0, held = 0, shards = 1 WHERE sku_id = ANY($1)")
                     .bind(&skus)
-                    .execute(&db_for_cases)
+                    .execute(&db)
                     .await
                     .unwrap();
-                sqlx::query("TRUNCATE inventory_reservations, reservation_outcomes").execute(&db_for_cases).await.unwrap();
-                let result = run_case(&shop, &skus, &ops).await;
+                sqlx::query("TRUNCATE inventory_reservations, reservation_outcomes").execute(&db).await.unwrap();
+                let result = case(shop.clone(), skus.clone(), value).await;
                 shop.kv.delete_matching("inv:*").await.unwrap();
                 result
             })
@@ -1294,46 +1304,19 @@ async fn run_task(shop: Shop, skus: Vec<Uuid>, steps: Vec<(Op, u8)>, seen: Arc<M
 /// held and every counter is exact, with nothing for reconciliation to fix.
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn concurrent_interleavings_never_oversell_and_leave_counters_exact(db: PgPool) {
-    let (template, skus) = stocked(&db, &redis_url(), &[10, 10], Settings::default()).await;
-    let handle = tokio::runtime::Handle::current();
-    let db_for_cases = db.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut runner = TestRunner::new(PropConfig { cases: 32, failure_persistence: None, ..PropConfig::default() });
-        runner.run(&prop::collection::vec(prop::collection::vec(step(), 1..25), 4), |tasks| {
-            handle.block_on(async {
-                let kv = shop::kv::Kv::connect(&redis_url(), format!("test:{}:", Uuid::new_v4().simple())).await.unwrap();
-                let shop = Shop::new(db_for_cases.clone(), kv);
-                sqlx::query("UPDATE inventory SET stock_count = 10, reserved = 0, held = 0, shards = 1 WHERE sku_id = ANY($1)")
-                    .bind(&skus)
-                    .execute(&db_for_cases)
-                    .await
-                    .unwrap();
-                sqlx::query("TRUNCATE inventory_reservations, reservation_outcomes").execute(&db_for_cases).await.unwrap();
-                let seen = Arc::new(Mutex::new(Seen::default()));
-                let mut running = tokio::task::JoinSet::new();
-                for steps in tasks {
-                    running.spawn(run_task(shop.clone(), skus.clone(), steps, seen.clone()));
-                }
-                let mut result = Ok(());
-                while let Some(done) = running.join_next().await {
-                    if let Err(err) = done.unwrap() {
-                        result = Err(TestCaseError::fail(err));
-                    }
-                }
-                if result.is_ok() {
-                    result = check_after_the_race(&shop, &skus, &seen).await;
-                }
-                shop.kv.delete_matching("inv:*").await.unwrap();
-                result
-            })
-        })
+    let scripts = prop::collection::vec(prop::collection::vec(step(), 1..25), 4);
+    property(db, Settings::default(), 32, scripts, |shop, skus, tasks| async move {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut running = tokio::task::JoinSet::new();
+        for steps in tasks {
+            running.spawn(run_task(shop.clone(), skus.clone(), steps, seen.clone()));
+        }
+        while let Some(done) = running.join_next().await {
+            done.unwrap().map_err(TestCaseError::fail)?;
+        }
+        check_after_the_race(&shop, &skus, &seen).await
     })
-    .await
-    .unwrap();
-    drop(template);
-    if let Err(err) = outcome {
-        panic!("{err}");
-    }
+    .await;
 }
 
 async fn check_after_the_race(shop: &Shop, skus: &[Uuid], seen: &Mutex<Seen>) -> Result<(), TestCaseError> {
