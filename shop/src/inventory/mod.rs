@@ -198,6 +198,21 @@ impl From<redis::RedisError> for Fail {
     }
 }
 
+/// Runs `update` ($1 the SKU, $2 the quantity) for each line in SKU order
+/// (the lock order every multi-row change keeps); the first SKU whose row
+/// refused it, if any.
+async fn update_each(tx: &mut sqlx::PgConnection, lines: &[Line], update: &str) -> Result<Option<Uuid>> {
+    let mut lines = lines.to_vec();
+    lines.sort_by_key(|l| l.sku_id);
+    for line in &lines {
+        let done = sqlx::query(update).bind(line.sku_id).bind(line.quantity as i32).execute(&mut *tx).await?.rows_affected();
+        if done != 1 {
+            return Ok(Some(line.sku_id));
+        }
+    }
+    Ok(None)
+}
+
 /// Errors that mean "Redis is not answering", as opposed to a bug.
 fn is_outage(err: &redis::RedisError) -> bool {
     err.is_io_error()
@@ -397,22 +412,11 @@ impl<'a> Inventory<'a> {
     /// committed: until then the counter is lower than the truth, the safe
     /// direction.
     pub async fn unconfirm_in(&self, tx: &mut sqlx::PgConnection, lines: &[Line]) -> Result<()> {
-        let mut lines = lines.to_vec();
-        lines.sort_by_key(|l| l.sku_id);
-        for line in &lines {
-            let done = sqlx::query(
-                "UPDATE inventory SET reserved = reserved - $2, version = version + 1, updated_at = now() WHERE sku_id = $1 AND reserved >= $2",
-            )
-            .bind(line.sku_id)
-            .bind(line.quantity as i32)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done != 1 {
-                return Err(Error::internal(format!("SKU {} has fewer units in orders than an order returns", line.sku_id)));
-            }
+        let update = "UPDATE inventory SET reserved = reserved - $2, version = version + 1, updated_at = now() WHERE sku_id = $1 AND reserved >= $2";
+        match update_each(tx, lines, update).await? {
+            None => Ok(()),
+            Some(sku) => Err(Error::internal(format!("SKU {sku} has fewer units in orders than an order returns"))),
         }
-        Ok(())
     }
 
     /// The SKUs among `lines` whose units are not all on the shelf
@@ -442,27 +446,16 @@ impl<'a> Inventory<'a> {
     /// caller's transaction. `available` (stock − reserved − held) does not
     /// move, so no Redis counter changes.
     pub async fn ship_in(&self, tx: &mut sqlx::PgConnection, lines: &[Line]) -> Result<()> {
-        let mut lines = lines.to_vec();
-        lines.sort_by_key(|l| l.sku_id);
-        for line in &lines {
-            let done = sqlx::query(
-                "UPDATE inventory SET reserved = reserved - $2, stock_count = stock_count - $2, version = version + 1, updated_at = now() \
-                 WHERE sku_id = $1 AND reserved >= $2 AND stock_count >= $2",
-            )
-            .bind(line.sku_id)
-            .bind(line.quantity as i32)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done != 1 {
-                return Err(Error::Conflict {
-                    code: "nothing_to_pick",
-                    message: format!("SKU {} has fewer units on the shelf or in orders than this shipment takes", line.sku_id),
-                    details: Some(serde_json::json!({ "sku_id": line.sku_id })),
-                });
-            }
+        let update = "UPDATE inventory SET reserved = reserved - $2, stock_count = stock_count - $2, version = version + 1, updated_at = now() \
+                      WHERE sku_id = $1 AND reserved >= $2 AND stock_count >= $2";
+        match update_each(tx, lines, update).await? {
+            None => Ok(()),
+            Some(sku) => Err(Error::Conflict {
+                code: "nothing_to_pick",
+                message: format!("SKU {sku} has fewer units on the shelf or in orders than this shipment takes"),
+                details: Some(serde_json::json!({ "sku_id": sku })),
+            }),
         }
-        Ok(())
     }
 
     /// Brings the counters of returned units up to PostgreSQL's figures.
