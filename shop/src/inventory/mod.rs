@@ -24,6 +24,7 @@ mod counters;
 mod db_path;
 mod redis_path;
 mod scripts;
+mod set_aside;
 mod stock;
 
 use std::collections::HashSet;
@@ -38,6 +39,7 @@ use crate::stats::Stats;
 use crate::{Error, Result, Shop};
 
 pub use confirm::Confirmation;
+pub use set_aside::SetAside;
 pub use counters::{Drift, HeldDrift, ReconcileReport};
 pub use stock::{SellerScope, SkuStockRow, SkuStockPage};
 
@@ -513,6 +515,47 @@ impl<'a> Inventory<'a> {
     /// counter again). The total is carried over exactly.
     pub async fn set_shards(&self, scope: SellerScope, sku: Uuid, shards: u32) -> Result<SkuStockRow> {
         stock::set_shards(self, scope, sku, shards).await
+    }
+
+    /// Carves `quantity` units of `sku` out of normal sale until `until`
+    /// (or until released) as one hold under `token`, inside the caller's
+    /// transaction: refused with `out_of_stock` when fewer are available,
+    /// live Redis holds included. Finish with [`Inventory::commit_set_aside`].
+    /// Give the rest back with [`Inventory::release`]`(token)`.
+    pub async fn set_aside_in(&self, tx: &mut sqlx::PgConnection, token: Uuid, sku: Uuid, quantity: u32, until: DateTime<Utc>) -> Result<SetAside<'a>> {
+        set_aside::set_aside_in(self, tx, token, sku, quantity, until).await
+    }
+
+    /// Commits a transaction carrying a set-aside, keeping Redis in step.
+    pub async fn commit_set_aside(&self, tx: sqlx::Transaction<'_, sqlx::Postgres>, set_aside: SetAside<'_>) -> Result<()> {
+        set_aside::commit(self, tx, set_aside).await
+    }
+
+    /// Moves `quantity` units from the set-aside `token` into `reserved`
+    /// (an order placed from it) inside the caller's transaction; refused
+    /// with `out_of_stock` when the set-aside has fewer left.
+    pub async fn take_from_set_aside_in(&self, tx: &mut sqlx::PgConnection, token: Uuid, sku: Uuid, quantity: u32) -> Result<()> {
+        set_aside::take_in(tx, token, sku, quantity).await
+    }
+
+    /// Puts a cancelled order's units back into the set-aside `token`;
+    /// false when it is gone (then return them with [`Inventory::unconfirm_in`]).
+    pub async fn put_back_into_set_aside_in(&self, tx: &mut sqlx::PgConnection, token: Uuid, sku: Uuid, quantity: u32) -> Result<bool> {
+        set_aside::put_back_in(tx, token, sku, quantity).await
+    }
+
+    /// Units left in the set-aside `token` (`None`: released or never made).
+    pub async fn set_aside_left(&self, token: Uuid) -> Result<Option<i64>> {
+        set_aside::left(&self.shop.db, token).await
+    }
+
+    /// Compares the counters of `skus` with PostgreSQL minus live holds and
+    /// rewrites any that drifted (the per-SKU part of [`Inventory::reconcile`]).
+    pub async fn reconcile_skus(&self, skus: &[Uuid]) -> Result<Vec<Drift>> {
+        if !self.redis_usable_now() {
+            return Ok(Vec::new());
+        }
+        counters::reconcile_skus(self.shop, skus).await
     }
 
     /// Drops every counter and reservation key under this shop's prefix,

@@ -441,3 +441,23 @@ return {'FENCED'}
 "#
     ))
 });
+
+/// Takes units out of a loaded counter for a set-aside (a flash sale's
+/// carve-out) while the caller holds the inventory row FOR UPDATE: refused
+/// when the counter has fewer, because Redis holds PostgreSQL cannot see
+/// may have taken them. ARGV: prefix, sku, qty.
+/// → {'OK', after} | {'SHORT', available} | {'MISSING'}
+pub static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local keys = layout(ARGV[2])
+local sum = total(keys)
+if not sum then return {'MISSING'} end
+local q = tonumber(ARGV[3])
+if sum < q then return {'SHORT', tostring(sum)} end
+write_total(keys, sum - q)
+return {'OK', tostring(sum - q)}
+"#
+    ))
+});
