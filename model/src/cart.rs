@@ -26,4 +26,10 @@ pub struct CartLine {
     pub unit_cents: i64,
     pub current_unit_cents: i64,
     pub price_changed: bool,
+    /// A flash sale's units: held for this customer at the sale price
+    /// (`unit_cents`, which never changes) until `pay_by` (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash_sale_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_by: Option<String>,
 }

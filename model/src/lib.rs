@@ -19,3 +19,5 @@ pub use cart::{CartLine, CartView};
 pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, StatusChange};
 pub mod review;
 pub use review::{Review, ReviewPage, ReviewRequest, ReviewSort};
+pub mod flash;
+pub use flash::{BuyRequest, FlashLive, FlashReport, FlashSale, FlashSalePage, FlashSaleStatus, MyFlashState, NewFlashSale, PublicFlashSale, PublicFlashStatus};

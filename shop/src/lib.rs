@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod flash;
 pub mod fulfilment;
 pub mod health;
 pub mod inventory;
@@ -45,6 +46,8 @@ pub struct Shop {
     pub accounts_rt: Arc<accounts::Runtime>,
     /// The simulated warehouse's delays and the early-capture age.
     pub fulfilment_settings: Arc<fulfilment::Settings>,
+    /// Flash sales' pre-load lead, payment window, waitlist wait, rate limit.
+    pub flash_settings: Arc<flash::Settings>,
 }
 
 impl Shop {
@@ -64,6 +67,7 @@ impl Shop {
             payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
             accounts_rt: Arc::new(accounts::Runtime::new(accounts::Settings::default())),
             fulfilment_settings: Arc::new(fulfilment::Settings::default()),
+            flash_settings: Arc::new(flash::Settings::default()),
         }
     }
 
@@ -89,6 +93,16 @@ impl Shop {
     pub fn with_fulfilment_settings(mut self, settings: fulfilment::Settings) -> Self {
         self.fulfilment_settings = Arc::new(settings);
         self
+    }
+
+    /// The same shop with other flash-sale settings (tests use short windows).
+    pub fn with_flash_settings(mut self, settings: flash::Settings) -> Self {
+        self.flash_settings = Arc::new(settings);
+        self
+    }
+
+    pub fn flash(&self) -> flash::Flash<'_> {
+        flash::Flash::new(self)
     }
 
     pub fn fulfilment(&self) -> fulfilment::Fulfilment<'_> {

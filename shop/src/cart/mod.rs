@@ -53,6 +53,37 @@ pub struct Stored {
 
 pub use model::{CartLine, CartView};
 
+/// A flash sale's hold as the cart keeps it, in the field `flash:<sale>`:
+/// the sale's units at the sale's price, until `pay_by_ms` (Redis's clock).
+/// Written by `shop::flash` when a hold is made, read by checkout, which
+/// confirms the hold instead of reserving the units again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlashHold {
+    pub sale_id: Uuid,
+    pub sku_id: Uuid,
+    pub quantity: i64,
+    pub unit_cents: i64,
+    pub token: Uuid,
+    pub pay_by_ms: i64,
+}
+
+impl FlashHold {
+    fn field(sale: Uuid) -> String {
+        format!("flash:{sale}")
+    }
+}
+
+/// Deletes a flash line only while it is still the given hold's: a newer
+/// hold of the same sale (a promotion after a decline) stays.
+const DROP_FLASH: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and cjson.decode(cur).token == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
 /// Adds to a line, refusing (not clamping) a total above the line maximum.
 /// Returns {new quantity, snapshot} or {-1, current quantity}.
 const ADD: &str = r#"
@@ -262,10 +293,61 @@ impl<'a> Cart<'a> {
             .collect())
     }
 
+    /// Puts a flash sale's hold in a customer's cart (replacing an older
+    /// hold of the same sale).
+    pub async fn put_flash_hold(&self, user: Uuid, hold: &FlashHold) -> Result<()> {
+        let owner = Owner::User(user);
+        let key = owner.key(self.shop);
+        let json = serde_json::to_string(hold).map_err(Error::internal)?;
+        let _: () = redis::pipe()
+            .atomic()
+            .hset(&key, FlashHold::field(hold.sale_id), json)
+            .ignore()
+            .pexpire(&key, owner.ttl().as_millis() as i64)
+            .ignore()
+            .query_async(&mut self.shop.kv.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a flash hold out of the cart (it was given up, or went to
+    /// someone else), unless a newer hold of that sale replaced it.
+    pub async fn drop_flash_hold(&self, user: Uuid, sale: Uuid, token: Uuid) -> Result<()> {
+        let _: i64 = redis::Script::new(DROP_FLASH)
+            .key(Owner::User(user).key(self.shop))
+            .arg(FlashHold::field(sale))
+            .arg(token.to_string())
+            .invoke_async(&mut self.shop.kv.conn())
+            .await?;
+        Ok(())
+    }
+
     /// The cart with current prices; lines whose SKU has been discontinued are dropped.
     pub async fn view(&self, owner: &Owner) -> Result<CartView> {
-        let stored = self.lines(owner).await?;
-        let ids: Vec<Uuid> = stored.keys().copied().collect();
+        self.view_with_holds(owner).await.map(|(view, _)| view)
+    }
+
+    /// [`Cart::view`] and the flash holds behind its flash lines, from one
+    /// read. Holds past their payment window are left out.
+    pub async fn view_with_holds(&self, owner: &Owner) -> Result<(CartView, Vec<FlashHold>)> {
+        let raw: HashMap<String, String> = self.shop.kv.conn().hgetall(owner.key(self.shop)).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut stored: HashMap<Uuid, Stored> = HashMap::new();
+        let mut holds: Vec<FlashHold> = Vec::new();
+        for (field, json) in &raw {
+            if field.starts_with("flash:") {
+                if let Ok(hold) = serde_json::from_str::<FlashHold>(json) {
+                    if hold.pay_by_ms > now_ms {
+                        holds.push(hold);
+                    }
+                }
+            } else if let (Ok(sku), Ok(line)) = (Uuid::try_parse(field), serde_json::from_str::<Stored>(json)) {
+                stored.insert(sku, line);
+            }
+        }
+        holds.sort_by_key(|h| h.sale_id);
+        let mut ids: Vec<Uuid> = stored.keys().copied().collect();
+        ids.extend(holds.iter().map(|h| h.sku_id));
         let details = self.shop.catalog().sku_details(&ids).await?;
         let mut lines: Vec<CartLine> = stored
             .into_iter()
@@ -279,15 +361,34 @@ impl<'a> Cart<'a> {
                     unit_cents: line.unit_cents,
                     current_unit_cents: d.price_cents,
                     price_changed: line.unit_cents != d.price_cents,
+                    flash_sale_id: None,
+                    pay_by: None,
                 })
             })
             .collect();
-        lines.sort_by(|a, b| a.title.cmp(&b.title).then(a.sku_id.cmp(&b.sku_id)));
+        holds.retain(|h| details.contains_key(&h.sku_id));
+        lines.extend(holds.iter().map(|h| {
+            let d = &details[&h.sku_id];
+            CartLine {
+                sku_id: h.sku_id,
+                product_id: d.product_id,
+                title: d.title.clone(),
+                quantity: h.quantity,
+                unit_cents: h.unit_cents,
+                // The sale's price holds for the hold's life, whatever the
+                // catalog price does meanwhile.
+                current_unit_cents: h.unit_cents,
+                price_changed: false,
+                flash_sale_id: Some(h.sale_id),
+                pay_by: chrono::DateTime::from_timestamp_millis(h.pay_by_ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            }
+        }));
+        lines.sort_by(|a, b| a.title.cmp(&b.title).then(a.sku_id.cmp(&b.sku_id)).then(a.flash_sale_id.cmp(&b.flash_sale_id)));
         let subtotal_cents = lines.iter().map(|l| l.quantity * l.current_unit_cents).sum();
         // The lines' currency (add refuses a second one), read from a line
         // in a fixed order rather than whichever the map yields first.
         let currency = lines.first().and_then(|l| details.get(&l.sku_id)).map(|d| d.currency.clone()).unwrap_or_else(|| "EUR".into());
-        Ok(CartView { lines, subtotal_cents, currency })
+        Ok((CartView { lines, subtotal_cents, currency }, holds))
     }
 
     /// The cart became an order: its lines go, and its status says so.

@@ -184,6 +184,16 @@ impl<'a> Catalog<'a> {
         Ok(rows.into_iter().map(|(id, price, currency)| (id, (price, currency))).collect())
     }
 
+    /// The seller whose shop sells `sku` (`None`: no such SKU), read from
+    /// PostgreSQL: what seller-only writes about a SKU check ownership by.
+    pub async fn sku_seller(&self, sku: Uuid) -> Result<Option<Uuid>> {
+        let seller: Option<Uuid> = sqlx::query_scalar("SELECT p.seller_id FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1")
+            .bind(sku)
+            .fetch_optional(&self.shop.db)
+            .await?;
+        Ok(seller)
+    }
+
     /// Drops the cached records (and SKU details) of `products`, e.g. when
     /// checkout found a cached price that PostgreSQL no longer has.
     pub async fn forget(&self, products: &[Uuid]) -> Result<()> {

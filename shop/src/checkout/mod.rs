@@ -26,7 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::cart::Owner;
+use crate::cart::{FlashHold, Owner};
 use crate::inventory::Line;
 use crate::orders::{NewOrder, Orders};
 use crate::{Error, Result, Shop};
@@ -166,7 +166,9 @@ impl<'a> Checkout<'a> {
     /// Sets `unsettled` when an authorization it made could not be voided.
     async fn run(&self, user: Uuid, key: &str, request: &CheckoutRequest, order_id: Uuid, token: Uuid, unsettled: &mut bool) -> Result<Placed> {
         let owner = Owner::User(user);
-        let cart = self.shop.cart().view(&owner).await?;
+        // Flash sale lines come with their holds: checkout confirms those
+        // instead of reserving their units again, at the sale's price.
+        let (cart, holds) = self.shop.cart().view_with_holds(&owner).await?;
         if cart.lines.is_empty() {
             return Err(refusal("cart_empty", "your cart is empty", None));
         }
@@ -183,9 +185,22 @@ impl<'a> Checkout<'a> {
                 })),
             ));
         }
-        let lines: Vec<Line> = cart.lines.iter().map(|l| Line { sku_id: l.sku_id, quantity: l.quantity as u32 }).collect();
+        let lines: Vec<Line> =
+            cart.lines.iter().filter(|l| l.flash_sale_id.is_none()).map(|l| Line { sku_id: l.sku_id, quantity: l.quantity as u32 }).collect();
+        let mut flash_skus: Vec<Uuid> = holds.iter().map(|h| h.sku_id).collect();
+        flash_skus.sort();
+        flash_skus.dedup();
+        if flash_skus.len() < holds.len() || lines.iter().any(|l| flash_skus.contains(&l.sku_id)) {
+            // An order has one line per SKU, at one price.
+            return Err(Error::Rejected {
+                code: "flash_item_in_cart_twice",
+                message: "your cart has a flash sale item also at another price; remove that line or check it out separately".into(),
+            });
+        }
         let inventory = self.shop.inventory();
-        inventory.reserve(token, &lines, None).await?;
+        if !lines.is_empty() {
+            inventory.reserve(token, &lines, None).await?;
+        }
 
         fault::point("after_reserve");
         // Create the intent, record its id, then authorize: an authorization
@@ -239,6 +254,11 @@ impl<'a> Checkout<'a> {
                     *unsettled |= !self.void(&intent.id).await;
                 }
                 self.release(token).await;
+                // A refused card gives its flash units to the next in line
+                // at once; an outage keeps them for a retry within the window.
+                if matches!(err, Error::PaymentDeclined { .. } | Error::Rejected { code: "authentication_required", .. }) {
+                    self.shop.flash().release_holds(user, &holds).await;
+                }
                 return Err(err);
             }
         };
@@ -260,7 +280,7 @@ impl<'a> Checkout<'a> {
                 .map(|l| OrderItem { sku_id: l.sku_id, product_id: l.product_id, title: l.title.clone(), quantity: l.quantity as u32, unit_cents: l.current_unit_cents })
                 .collect(),
         };
-        match self.commit_order(user, key, &order, &placed, token).await {
+        match self.commit_order(user, key, &order, &placed, token, &holds).await {
             Ok(()) => {}
             Err(Committed::InDoubt(err)) => {
                 // The order may exist and be paid: voiding now could leave a
@@ -290,14 +310,29 @@ impl<'a> Checkout<'a> {
     /// The order transaction: inventory confirmed, prices read from
     /// PostgreSQL and checked against what was authorized, order written
     /// (with its history and outbox event), the answer stored for the key.
-    async fn commit_order(&self, user: Uuid, key: &str, order: &NewOrder, placed: &Placed, token: Uuid) -> std::result::Result<(), Committed> {
+    async fn commit_order(
+        &self,
+        user: Uuid,
+        key: &str,
+        order: &NewOrder,
+        placed: &Placed,
+        token: Uuid,
+        holds: &[FlashHold],
+    ) -> std::result::Result<(), Committed> {
         let inventory = self.shop.inventory();
         let mut tx = self.shop.db.begin().await.map_err(|e| Committed::No(e.into()))?;
-        let confirmation = inventory.confirm_in(&mut tx, token).await.map_err(Committed::No)?;
+        let flash_skus: Vec<Uuid> = holds.iter().map(|h| h.sku_id).collect();
+        let regular = order.items.iter().any(|i| !flash_skus.contains(&i.sku_id));
+        let confirmation = match regular {
+            true => Some(inventory.confirm_in(&mut tx, token).await.map_err(Committed::No)?),
+            false => None,
+        };
+        self.shop.flash().confirm_in(&mut tx, user, order.id, holds).await.map_err(Committed::No)?;
         // The cart priced the lines from the `sku:{id}` cache, which a reader
         // racing a price change can refill with the old price: what is
-        // charged must be what PostgreSQL says now.
-        self.check_prices(&mut tx, order).await.map_err(Committed::No)?;
+        // charged must be what PostgreSQL says now (flash lines: the sale's
+        // price, checked by `confirm_in`).
+        self.check_prices(&mut tx, order, &flash_skus).await.map_err(Committed::No)?;
         Orders::insert(&mut tx, order, &[OrderStatus::Placed, OrderStatus::PaymentPending, OrderStatus::Confirmed]).await.map_err(Committed::No)?;
         if !store(&mut tx, user, key, order.id, &Outcome::Placed(placed.clone())).await.map_err(Committed::No)? {
             // Recovery took this claim for a dead process's: this attempt
@@ -305,8 +340,15 @@ impl<'a> Checkout<'a> {
             return Err(Committed::No(Error::internal("checkout claim was recovered while the checkout ran")));
         }
         fault::point("before_commit");
-        match inventory.commit(tx, confirmation).await {
-            Ok(()) => Ok(()),
+        let committed = match confirmation {
+            Some(confirmation) => inventory.commit(tx, confirmation).await,
+            None => tx.commit().await.map_err(Error::from),
+        };
+        match committed {
+            Ok(()) => {
+                self.shop.flash().finish(holds).await;
+                Ok(())
+            }
             Err(err) => {
                 // A failed COMMIT may still have committed: look before
                 // compensating, or we would void a paid order. If even the
@@ -314,7 +356,10 @@ impl<'a> Checkout<'a> {
                 let exists: std::result::Result<bool, sqlx::Error> =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1)").bind(order.id).fetch_one(&self.shop.db).await;
                 match exists {
-                    Ok(true) => Ok(()),
+                    Ok(true) => {
+                        self.shop.flash().finish(holds).await;
+                        Ok(())
+                    }
                     Ok(false) => Err(Committed::No(err)),
                     Err(check) => {
                         tracing::error!(order_id = %order.id, error = %err, check = %check, "order COMMIT failed and its outcome cannot be read");
@@ -332,12 +377,16 @@ impl<'a> Checkout<'a> {
     /// Refuses (409 `price_changed`) an order whose lines no longer cost
     /// what the cart said, and drops the stale cache entries so the next
     /// look at the cart shows the new prices.
-    async fn check_prices(&self, tx: &mut sqlx::PgConnection, order: &NewOrder) -> Result<()> {
+    async fn check_prices(&self, tx: &mut sqlx::PgConnection, order: &NewOrder, flash_skus: &[Uuid]) -> Result<()> {
         let skus: Vec<Uuid> = order.items.iter().map(|i| i.sku_id).collect();
         let prices = self.shop.catalog().prices_in(tx, &skus).await?;
         let mut total = 0;
         let mut changed = Vec::new();
         for item in &order.items {
+            if flash_skus.contains(&item.sku_id) {
+                total += item.unit_cents * i64::from(item.quantity);
+                continue;
+            }
             let (now, currency) = prices.get(&item.sku_id).cloned().ok_or(Error::NotFound { what: "SKU" })?;
             if currency != order.currency {
                 return Err(Error::Rejected { code: "mixed_currency", message: "the items in this cart are priced in different currencies; check them out separately".into() });
@@ -799,9 +848,14 @@ impl Checkout<'_> {
             Err(Error::Conflict { code: "illegal_transition", .. }) => return Ok(()),
             Err(err) => return Err(err),
         }
+        // Units bought in a flash sale that is still running go back to
+        // that sale (and its line), not to normal stock.
+        let (to_sale, returned) = self.shop.flash().order_cancelled_in(&mut tx, order_id).await?;
+        let lines = without(lines, &to_sale);
         self.shop.inventory().unconfirm_in(&mut tx, &lines).await?;
         tx.commit().await?;
         self.shop.inventory().after_unconfirm(&lines).await;
+        self.shop.flash().after_order_cancelled(&returned).await;
         Ok(())
     }
 
@@ -829,6 +883,17 @@ impl Checkout<'_> {
         }
         Ok(finished)
     }
+}
+
+/// `lines` less the units of `taken`, per SKU; lines left empty go.
+fn without(mut lines: Vec<Line>, taken: &[Line]) -> Vec<Line> {
+    for t in taken {
+        if let Some(line) = lines.iter_mut().find(|l| l.sku_id == t.sku_id) {
+            line.quantity = line.quantity.saturating_sub(t.quantity);
+        }
+    }
+    lines.retain(|l| l.quantity > 0);
+    lines
 }
 
 fn cancellable_statuses() -> Vec<&'static str> {
