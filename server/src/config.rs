@@ -65,6 +65,9 @@ pub struct Config {
     /// _DELIVER_MS, _POLL_MS) and the early capture of authorizations about
     /// to lapse (MERCATO_CAPTURE_AFTER_SECS, 6 days by default).
     pub fulfilment: shop::fulfilment::Settings,
+    /// Flash sales (MERCATO_FLASH_PRELOAD_LEAD_SECS, _PAY_WINDOW_SECS,
+    /// _WAIT_SECS, _REQUESTS_PER_SEC, _TICK_MS).
+    pub flash: shop::flash::Settings,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
     pub stripe_secret_key: Secret<String>,
@@ -170,6 +173,14 @@ impl Config {
                 poll_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_WAREHOUSE_POLL_MS", 1000u64)?.max(10)),
                 capture_after: Duration::from_secs(parse_num(&lookup, "MERCATO_CAPTURE_AFTER_SECS", 6 * 24 * 60 * 60u64)?),
                 ..shop::fulfilment::Settings::default()
+            },
+            flash: shop::flash::Settings {
+                preload_lead: Duration::from_secs(parse_num(&lookup, "MERCATO_FLASH_PRELOAD_LEAD_SECS", 300u64)?),
+                pay_window: Duration::from_secs(parse_num(&lookup, "MERCATO_FLASH_PAY_WINDOW_SECS", 180u64)?.max(1)),
+                wait: Duration::from_secs(parse_num(&lookup, "MERCATO_FLASH_WAIT_SECS", 30u64)?),
+                requests_per_sec: parse_num(&lookup, "MERCATO_FLASH_REQUESTS_PER_SEC", 5u32)?.max(1),
+                tick: Duration::from_millis(parse_num(&lookup, "MERCATO_FLASH_TICK_MS", 250u64)?.max(10)),
+                ..shop::flash::Settings::default()
             },
             // A secret key and no provider named: that key is for Stripe
             // itself. Neither: localstripe, as the README's commands start it.

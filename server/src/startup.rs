@@ -49,7 +49,8 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
     };
     Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings())
         .with_payment_settings(config.payment_settings())
-        .with_fulfilment_settings(config.fulfilment.clone()))
+        .with_fulfilment_settings(config.fulfilment.clone())
+        .with_flash_settings(config.flash.clone()))
 }
 
 /// Fills the search index from PostgreSQL, so search answers from the first request.
@@ -214,6 +215,8 @@ impl Application {
             .run(),
         )));
         let _stop_fulfilment = AbortOnDrop(Some(tokio::spawn(crate::workers::fulfilment::run(self.state.shop.clone()))));
+        // Flash sales' schedule, payment-window sweeper and live sampler.
+        let _stop_flash = AbortOnDrop(Some(tokio::spawn(crate::workers::flash::run(self.state.shop.clone()))));
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod backoff;
 pub mod checkout;
 pub mod consumer;
+pub mod flash;
 pub mod fulfilment;
 pub mod inventory;
 pub mod notifications;

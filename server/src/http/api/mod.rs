@@ -7,6 +7,7 @@ mod admin;
 mod analytics;
 mod cart;
 mod catalog;
+mod flash;
 pub mod openapi;
 mod orders;
 mod reviews;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(analytics::router())
         .merge(orders::router())
         .merge(admin::router())
+        .merge(flash::router())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))

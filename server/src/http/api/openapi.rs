@@ -60,7 +60,7 @@ pub fn spec() -> Value {
     browse_params.push(param("limit", "query", "Products per page; clamped to 1..48.", json!({"type": "integer", "default": 24})));
     let product_id = param("product_id", "path", "Product id (UUIDv7).", json!({"type": "string", "format": "uuid"}));
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Mercato API",
@@ -453,5 +453,121 @@ pub fn spec() -> Value {
                     "product_id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "category": {"type": "string"} } } } } }
             }
         }
-    })
+    });
+    flash(&mut doc);
+    doc
+}
+
+/// The flash-sale endpoints and their schemas.
+fn flash(doc: &mut Value) {
+    let id = || param("id", "path", "Flash sale id.", json!({"type": "string", "format": "uuid"}));
+    let bearer = json!([{ "bearer": [] }, { "cookie": [] }]);
+    let paths = json!({
+        "/api/v1/seller/flash-sales": {
+            "post": {
+                "summary": "Create a flash sale of one of the caller's SKUs (an admin: any). Its units are set aside from normal stock at once. Refused: 409 not_enough_stock (with `available`), 409 overlapping_sale (another sale of the SKU overlaps the window), 422 window_in_the_past, invalid_window, invalid_quantity, invalid_limit, invalid_price; 400 for a time that is not RFC 3339.",
+                "security": bearer,
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewFlashSale" } } } },
+                "responses": with_code(errors(&[400, 401, 403, 404, 409, 422, 503]), "201", created("FlashSale"))
+            },
+            "get": {
+                "summary": "The caller's flash sales (an admin: all), newest first.",
+                "security": bearer,
+                "parameters": [
+                    param("limit", "query", "Page size, 1 to 100 (default 20).", json!({"type": "integer"})),
+                    param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                ],
+                "responses": with(errors(&[400, 401, 403, 503]), ok("FlashSalePage"))
+            }
+        },
+        "/api/v1/seller/flash-sales/{id}": { "get": {
+            "summary": "One of the caller's flash sales, with its remaining units and, once ended, its report (another seller's: 404).",
+            "security": bearer, "parameters": [id()],
+            "responses": with(errors(&[400, 401, 403, 404, 503]), ok("FlashSale"))
+        }},
+        "/api/v1/seller/flash-sales/{id}/cancel": { "post": {
+            "summary": "Cancel a sale before its start; its units go back to normal stock. Idempotent. 409 sale_started once it started (or anyone holds units of it).",
+            "security": bearer, "parameters": [id()],
+            "responses": with(errors(&[400, 401, 403, 404, 409, 503]), ok("FlashSale"))
+        }},
+        "/api/v1/seller/flash-sales/{id}/live": { "get": {
+            "summary": "Live figures as Server-Sent Events: one `figures` event a second while the sale runs (data: FlashLive JSON). Send `Last-Event-ID` to resume after an event (the last hour is kept); without it the stream starts with the latest.",
+            "security": bearer,
+            "parameters": [id(), param("Last-Event-ID", "header", "The id of the last event received.", json!({"type": "string"}))],
+            "responses": with(errors(&[400, 401, 403, 404, 503]), json!({ "description": "An event stream", "content": { "text/event-stream": { "schema": { "$ref": "#/components/schemas/FlashLive" } } } }))
+        }},
+        "/api/v1/flash-sales/{id}": { "get": {
+            "summary": "A flash sale as customers see it (public; cached for a second). `server_time` is for a countdown that does not trust the visitor's clock.",
+            "parameters": [id()],
+            "responses": with(errors(&[400, 404, 503]), ok("PublicFlashSale"))
+        }},
+        "/api/v1/flash-sales/{id}/buy": { "post": {
+            "summary": "Buy: 200 reserved (a hold in your cart at the sale price until `pay_by`; check out as usual), or 202 waiting with your `position` in line when nothing is left but units may come back: poll /me, which turns `reserved` when a unit comes back for you (first come, first served) or `sold_out` when your wait is over. Pressing again while holding answers with the same hold. 422 over_limit; 409 sold_out, sale_not_started, sale_ended, sale_cancelled; 429 beyond 5 flash requests a second.",
+            "security": bearer, "parameters": [id()],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["quantity"], "properties": { "quantity": {"type": "integer", "minimum": 1} } } } } },
+            "responses": with_code(with(errors(&[400, 401, 403, 404, 409, 422, 429, 503]), ok("MyFlashState")), "202", json!({ "description": "Waiting in line", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/MyFlashState" } } } }))
+        }},
+        "/api/v1/flash-sales/{id}/me": {
+            "get": {
+                "summary": "Your state in the sale: reserved (with pay_by), waiting (position), sold_out, purchased, or none.",
+                "security": bearer, "parameters": [id()],
+                "responses": with(errors(&[400, 401, 404, 429, 503]), ok("MyFlashState"))
+            },
+            "delete": {
+                "summary": "Leave the line, or give up a held unit (it goes to the head of the line); your state afterwards.",
+                "security": bearer, "parameters": [id()],
+                "responses": with(errors(&[400, 401, 403, 404, 429, 503]), ok("MyFlashState"))
+            }
+        }
+    });
+    let report = json!({ "type": "object", "properties": {
+        "sold": {"type": "integer"}, "promoted": {"type": "integer"}, "abandoned": {"type": "integer", "description": "Holds whose payment window ran out."},
+        "rejected": {"type": "integer"}, "returned": {"type": "integer", "description": "Units back to normal stock at the end."},
+        "oversold": {"type": "integer", "description": "From PostgreSQL: always 0."}, "drift_corrected": {"type": "integer"} } });
+    let schemas = json!({
+        "NewFlashSale": { "type": "object", "required": ["sku_id", "quantity", "price_cents", "starts_at", "ends_at", "per_user_limit"], "properties": {
+            "sku_id": {"type": "string", "format": "uuid"}, "quantity": {"type": "integer", "minimum": 1},
+            "price_cents": {"type": "integer", "minimum": 0},
+            "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"},
+            "per_user_limit": {"type": "integer", "minimum": 1} } },
+        "FlashReport": report,
+        "FlashSale": { "type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"}, "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
+            "title": {"type": "string"}, "quantity": {"type": "integer"}, "price_cents": {"type": "integer"}, "regular_price_cents": {"type": "integer"},
+            "currency": {"type": "string"}, "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"},
+            "per_user_limit": {"type": "integer"},
+            "status": {"type": "string", "enum": ["scheduled", "live", "closing", "ended", "cancelled"]},
+            "remaining": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+            "preloaded_at": {"type": "string", "format": "date-time"},
+            "report": { "$ref": "#/components/schemas/FlashReport" } } },
+        "FlashSalePage": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/FlashSale" } },
+            "next_cursor": {"type": "string", "format": "uuid", "description": "Absent on the last page."} } },
+        "PublicFlashSale": { "type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"}, "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},
+            "title": {"type": "string"}, "price_cents": {"type": "integer"}, "regular_price_cents": {"type": "integer"}, "currency": {"type": "string"},
+            "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"},
+            "per_user_limit": {"type": "integer"}, "remaining": {"type": "integer"},
+            "status": {"type": "string", "enum": ["scheduled", "live", "sold_out", "ended", "cancelled"]},
+            "server_time": {"type": "string", "format": "date-time"} } },
+        "MyFlashState": { "type": "object", "required": ["state"], "properties": {
+            "state": {"type": "string", "enum": ["reserved", "waiting", "sold_out", "purchased", "none"]},
+            "quantity": {"type": "integer"}, "price_cents": {"type": "integer"},
+            "pay_by": {"type": "string", "format": "date-time", "description": "reserved: check out before this."},
+            "promoted": {"type": "boolean", "description": "reserved: the hold came from the waitlist."},
+            "position": {"type": "integer", "description": "waiting: 1 is next."},
+            "wait_until": {"type": "string", "format": "date-time", "description": "waiting: after this, sold_out."} } },
+        "FlashLive": { "type": "object", "properties": {
+            "sale_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"}, "at": {"type": "string", "format": "date-time"},
+            "remaining": {"type": "integer"}, "reservations_per_s": {"type": "number"}, "orders_per_s": {"type": "number"},
+            "rejections_per_s": {"type": "number"}, "waitlist": {"type": "integer"}, "promotions": {"type": "integer"},
+            "reserve_p50_ms": {"type": "number"}, "reserve_p99_ms": {"type": "number"},
+            "sold": {"type": "integer"}, "oversold": {"type": "integer", "description": "From PostgreSQL: always 0."} } }
+    });
+    for (path, item) in paths.as_object().into_iter().flatten() {
+        doc["paths"][path] = item.clone();
+    }
+    for (name, schema) in schemas.as_object().into_iter().flatten() {
+        doc["components"]["schemas"][name] = schema.clone();
+    }
 }
