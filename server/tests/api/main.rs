@@ -26,3 +26,4 @@ mod fulfilment;
 mod notifications;
 mod analytics;
 mod reviews;
+mod flash;
