@@ -44,6 +44,11 @@ export default defineConfig({
       MERCATO_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: process.env.LEPTOS_SITE_ROOT ?? path.join(root, 'target/site'),
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      // The warehouse never picks on its own during the suite (an hour, the
+      // default), so a test can cancel what it ordered; an order shipped by
+      // hand is delivered a few seconds later.
+      MERCATO_WAREHOUSE_DELIVER_MS: '3000',
+      MERCATO_WAREHOUSE_POLL_MS: '250',
     },
   },
 });

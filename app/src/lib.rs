@@ -23,6 +23,7 @@ use pages::{
     not_found::NotFound,
     orders::{OrderPage, OrdersPage},
     product::ProductPage,
+    reviews::WriteReviewPage,
     search::SearchResultsPage,
 };
 
@@ -69,6 +70,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/c/:category_slug") view=CategoryPage ssr=SsrMode::Async/>
                         <Route path=path!("/search") view=SearchResultsPage ssr=SsrMode::Async/>
                         <Route path=path!("/products/:product_id") view=ProductPage ssr=SsrMode::Async/>
+                        <Route path=path!("/products/:product_id/review") view=WriteReviewPage ssr=SsrMode::Async/>
                         <Route path=path!("/login") view=LoginPage/>
                         <Route path=path!("/register") view=RegisterPage/>
                         <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>

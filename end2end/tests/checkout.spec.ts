@@ -1,39 +1,4 @@
-import { APIRequestContext, Page } from '@playwright/test';
-import { test, expect, waitForHydration, snapshot, expectFailedCall } from './fixtures';
-
-const admin = { email: 'admin@mercato.test', password: 'admin-demo-2026' };
-
-/// A new customer, signed in in this browser context (the REST sign-up sets
-/// the session cookie); returns their bearer token for API set-up.
-async function newCustomer(page: Page, name: string): Promise<string> {
-  const email = `${name.toLowerCase()}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@e2e.mercato.test`;
-  const res = await page.request.post('/api/v1/auth/register', { data: { email, password: 'checkout-e2e-2026', name } });
-  expect(res.status()).toBe(201);
-  return (await res.json()).token;
-}
-
-/// A product whose first SKU has at least `min` units. Each test takes its
-/// own page of the newest products (they run in parallel and change stock),
-/// and none of the top-rated ones the cart test uses.
-async function pickProduct(request: APIRequestContext, min: number, page: number) {
-  const avoid = (await (await request.get('/api/v1/products?in_stock=true&sort=rating&per_page=20')).json()).hits.map((h: { id: string }) => h.id);
-  const list = await (await request.get(`/api/v1/products?in_stock=true&sort=newest&per_page=20&page=${page}`)).json();
-  for (const hit of list.hits) {
-    if (avoid.includes(hit.id)) continue;
-    const p = await (await request.get(`/api/v1/products/${hit.id}`)).json();
-    const sku = p.skus[0];
-    if (sku.available >= min) return { product: p.id as string, sku: sku.sku_id as string, title: p.title as string };
-  }
-  throw new Error('no product with enough stock in the seed');
-}
-
-async function fillAddress(page: Page, name: string) {
-  await page.getByLabel('Full name').fill(name);
-  await page.getByLabel('Address line 1').fill('12 Analytical Row');
-  await page.getByLabel('Town or city').fill('London');
-  await page.getByLabel('Postcode').fill('EC1A 1BB');
-  await page.getByLabel('Country').selectOption('GB');
-}
+import { test, expect, waitForHydration, snapshot, expectFailedCall, admin, newCustomer, pickProduct, fillAddress } from './fixtures';
 
 test('a customer checks out, sees the confirmation and the order in "my orders", and cancels it', async ({ page, request }) => {
   const item = await pickProduct(request, 5, 2);

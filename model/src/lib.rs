@@ -16,7 +16,7 @@ pub use account::{Role, User};
 pub mod cart;
 pub mod order;
 pub use cart::{CartLine, CartView};
-pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, StatusChange};
+pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, Parcel, StatusChange};
 pub mod review;
 pub use review::{Review, ReviewPage, ReviewRequest, ReviewSort};
 pub mod flash;

@@ -113,7 +113,19 @@ pub struct OrderView {
     pub status_history: Vec<StatusChange>,
     /// RFC 3339.
     pub created_at: String,
+    /// One parcel per seller once it has shipped (added after the first
+    /// clients, so absent means none).
+    #[serde(default)]
+    pub parcels: Vec<Parcel>,
 }
+
+/// How a shipped part of an order travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parcel {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
 /// A line of "my orders".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderSummary {

@@ -25,7 +25,8 @@ pub enum Written {
     Replaced,
 }
 
-const TIMESTAMP: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
+/// A review row as [`Row`] reads it: first names only, times in RFC 3339.
+const COLUMNS: &str = r#"r.id, r.rating, r.title, r.body, split_part(btrim(u.name), ' ', 1), to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#;
 
 type Row = (Uuid, i16, String, String, String, String, String);
 
@@ -102,17 +103,27 @@ impl<'a> Reviews<'a> {
             }
         }
         let (written, id) = written.ok_or_else(|| Error::internal("review upsert lost twice in a row"))?;
-        let row: Row = sqlx::query_as(&format!(
-            "SELECT r.id, r.rating, r.title, r.body, split_part(btrim(u.name), ' ', 1), \
-             to_char(r.created_at AT TIME ZONE 'UTC', {TIMESTAMP}), to_char(r.updated_at AT TIME ZONE 'UTC', {TIMESTAMP}) \
-             FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.id = $1"
-        ))
+        let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
         self.shop.catalog().product_changed(product).await?;
         Ok((written, review(row)))
+    }
+
+    /// What the review form needs: whether `user` may review `product` (a
+    /// verified buyer), and their review of it to edit, if any.
+    pub async fn draft(&self, user: Uuid, product: Uuid) -> Result<(bool, Option<Review>)> {
+        let mut conn = self.shop.db.acquire().await?;
+        let allowed = Orders::delivered_to(&mut conn, user, product).await?;
+        let mine: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.product_id = $1 AND r.user_id = $2"))
+                .bind(product)
+                .bind(user)
+                .fetch_optional(&mut *conn)
+                .await?;
+        Ok((allowed, mine.map(review)))
     }
 
     /// One keyset page of a product's reviews, with the rating histogram and
@@ -135,11 +146,8 @@ impl<'a> Reviews<'a> {
                  ORDER BY r.helpful DESC, r.id DESC"
             }
         };
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT r.id, r.rating, r.title, r.body, split_part(btrim(u.name), ' ', 1), \
-             to_char(r.created_at AT TIME ZONE 'UTC', {TIMESTAMP}), to_char(r.updated_at AT TIME ZONE 'UTC', {TIMESTAMP}) \
-             FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.product_id = $1 {order} LIMIT $3"
-        ))
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.product_id = $1 {order} LIMIT $3"))
         .bind(product)
         .bind(cursor)
         .bind(limit + 1)

@@ -6,4 +6,5 @@ pub mod home;
 pub mod not_found;
 pub mod orders;
 pub mod product;
+pub mod reviews;
 pub mod search;

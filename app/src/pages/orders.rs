@@ -6,6 +6,7 @@ use model::{format_price, OrderStatus, OrderSummary, OrderView};
 use crate::components::error_view::SectionError;
 use crate::pages::account::error_text;
 use crate::pages::not_found::NotFound;
+use crate::pages::reviews::write_review_path;
 use crate::server::orders::{get_order, list_orders, CancelOrder};
 use crate::server::PageResult;
 
@@ -130,6 +131,7 @@ pub fn OrderPage() -> impl IntoView {
     let cancel = ServerAction::<CancelOrder>::new();
     let order = Resource::new(move || (id(), cancel.version().get()), |(id, _)| get_order(id));
     let just_placed = move || query.read().get("placed").is_some();
+    let live = follow(id);
     view! {
         <ErrorBoundary fallback=|errors| view! { <div class="page-section"><SectionError errors/></div> }>
             <Transition fallback=|| view! { <div class="page-section" aria-busy="true">"Loading…"</div> }>
@@ -139,7 +141,7 @@ pub fn OrderPage() -> impl IntoView {
                             <Title text="Your order"/>
                             <section class="page-section pb-12"><SignInPrompt what="see this order"/></section>
                         }.into_any(),
-                        Some(PageResult::Found(o)) => view! { <OrderDetail order=o just_placed=just_placed() cancel/> }.into_any(),
+                        Some(PageResult::Found(o)) => view! { <OrderDetail order=o just_placed=just_placed() cancel live/> }.into_any(),
                         Some(PageResult::Missing | PageResult::Invalid(_)) => view! { <NotFound/> }.into_any(),
                     })
                 })}
@@ -148,8 +150,65 @@ pub fn OrderPage() -> impl IntoView {
     }
 }
 
+/// How often an open order page asks whether its order has moved on.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Once hydrated, the order page follows its order as the warehouse moves
+/// it (SHIPPED with its tracking, then DELIVERED): the latest view, asked
+/// for every few seconds until the order reaches a final status, and only
+/// set when something changed, so nothing on the page redraws needlessly.
+/// Nothing happens on the server, where effects never run.
+fn follow(id: impl Fn() -> String + Copy + Send + Sync + 'static) -> RwSignal<Option<OrderView>> {
+    let live: RwSignal<Option<OrderView>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        let watched = id();
+        live.set(None);
+        let asking = std::rc::Rc::new(std::cell::Cell::new(false));
+        let handle = set_interval_with_handle(
+            move || {
+                // `try_`: the page may be gone (the interval is cleared on
+                // cleanup, but an answer can still be on its way).
+                let done = live.try_with_untracked(|o| o.as_ref().is_some_and(|o| o.status.is_final())).unwrap_or(true);
+                if done || asking.get() {
+                    return;
+                }
+                asking.set(true);
+                let (watched, asking) = (watched.clone(), asking.clone());
+                leptos::task::spawn_local(async move {
+                    // Another order's answer (the customer moved on) is
+                    // ignored where it is read: `current` matches by id.
+                    if let Ok(Some(PageResult::Found(latest))) = get_order(watched).await {
+                        if live.try_with_untracked(|o| o.as_ref() != Some(&latest)).unwrap_or(false) {
+                            live.try_set(Some(latest));
+                        }
+                    }
+                    asking.set(false);
+                });
+            },
+            FOLLOW_EVERY,
+        );
+        // Kept as an `Option`: the error side (a JsValue) may not cross threads.
+        let handle = handle.ok();
+        on_cleanup(move || {
+            if let Some(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+    live
+}
+
 #[component]
-fn OrderDetail(order: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>) -> impl IntoView {
+fn OrderDetail(order: OrderView, just_placed: bool, cancel: ServerAction<CancelOrder>, live: RwSignal<Option<OrderView>>) -> impl IntoView {
+    let first = StoredValue::new(order.clone());
+    // The latest we know: what the page was rendered with until the
+    // follower brings news of this same order. History only grows, so the
+    // longer one is the newer (a cancel re-renders with a fresh `order`
+    // while the follower may still hold an older view).
+    let current = Memo::new(move |_| {
+        let first = first.get_value();
+        live.get().filter(|o| o.order_id == first.order_id && o.status_history.len() > first.status_history.len()).unwrap_or(first)
+    });
     let number = order_number(order.order_id);
     let currency = order.currency.clone();
     let cancel_error = move || error_text(cancel.value().get());
@@ -167,7 +226,7 @@ fn OrderDetail(order: OrderView, just_placed: bool, cancel: ServerAction<CancelO
             })}
             <div class="flex flex-wrap items-center gap-4">
                 <h1 class="font-display text-3xl font-bold tracking-tight">"Order " {number.clone()}</h1>
-                <StatusBadge status=order.status/>
+                {move || view! { <StatusBadge status=current.with(|o| o.status)/> }}
             </div>
             <p class="mt-1 text-sm text-muted">"Placed " {when(&order.created_at)} " · " <a href="/orders" class="link">"All orders"</a></p>
 
@@ -176,8 +235,13 @@ fn OrderDetail(order: OrderView, just_placed: bool, cancel: ServerAction<CancelO
                     <h2 class="font-display text-xl font-bold">"Items"</h2>
                     <ul class="mt-4 divide-y divide-line">
                         {order.items.iter().map(|item| view! {
-                            <li class="flex gap-4 py-3" data-testid="order-item">
-                                <a href=format!("/products/{}?sku={}", item.product_id, item.sku_id) class="min-w-0 flex-1 font-semibold hover:text-brand-700">{item.title.clone()}</a>
+                            <li class="flex flex-wrap items-center gap-x-4 gap-y-1 py-3" data-testid="order-item">
+                                <span class="min-w-0 flex-1">
+                                    <a href=format!("/products/{}?sku={}", item.product_id, item.sku_id) class="font-semibold hover:text-brand-700">{item.title.clone()}</a>
+                                    {let product = item.product_id; move || (current.with(|o| o.status) == OrderStatus::Delivered).then(|| view! {
+                                        <a href=write_review_path(product) class="link ml-3 text-sm" data-testid="review-item">"Write a review"</a>
+                                    })}
+                                </span>
                                 <span class="text-sm text-muted">{item.quantity} " × " {format_price(item.unit_cents, &currency)}</span>
                                 <span class="w-24 text-right font-semibold">{format_price(item.unit_cents * i64::from(item.quantity), &currency)}</span>
                             </li>
@@ -189,8 +253,8 @@ fn OrderDetail(order: OrderView, just_placed: bool, cancel: ServerAction<CancelO
                 </div>
                 <div class="card h-fit p-6">
                     <h2 class="font-display text-xl font-bold">"Progress"</h2>
-                    <Timeline order=order.clone()/>
-                    {order.status.cancellable().then(|| view! {
+                    <div aria-live="polite">{move || view! { <Timeline order=current.get()/> }}</div>
+                    {move || current.with(|o| o.status.cancellable()).then(|| view! {
                         <ActionForm action=cancel attr:class="mt-6">
                             <input type="hidden" name="id" value=order.order_id.to_string()/>
                             <button type="submit" class="btn-secondary w-full text-rose-700" data-testid="cancel-order" disabled=move || pending.get()>
@@ -227,11 +291,19 @@ fn Timeline(order: OrderView) -> impl IntoView {
         <ol class="mt-4 space-y-3" data-testid="status-timeline">
             {order.status_history.iter().enumerate().map(|(i, step)| {
                 let dot = if i == last { "bg-brand-700 ring-4 ring-brand-100" } else { "bg-brand-700" };
+                let parcels = (step.status == OrderStatus::Shipped).then(|| order.parcels.clone()).unwrap_or_default();
                 view! {
                     <li class="flex items-start gap-3" data-testid="timeline-step" data-status=step.status.as_str() data-done="true">
                         <span class=format!("mt-1.5 h-2.5 w-2.5 shrink-0 rounded-full {dot}") aria-hidden="true"></span>
                         <span><span class="font-semibold">{status_label(step.status)}</span>
-                            <span class="block text-xs text-muted">{when(&step.at)}</span></span>
+                            <span class="block text-xs text-muted">{when(&step.at)}</span>
+                            {parcels.into_iter().map(|p| view! {
+                                <span class="block text-sm" data-testid="parcel">
+                                    <span data-testid="carrier">{p.carrier}</span>" · tracking "
+                                    <span class="font-mono" data-testid="tracking-number">{p.tracking_number}</span>
+                                </span>
+                            }).collect_view()}
+                        </span>
                     </li>
                 }
             }).collect_view()}

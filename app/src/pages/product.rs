@@ -1,12 +1,13 @@
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
-use model::{format_price, Availability, Product, SkuStock};
+use model::{format_price, Availability, Product, ReviewPage, SkuStock};
 use uuid::Uuid;
 
 use crate::components::error_view::SectionError;
 use crate::components::rating::RatingStars;
 use crate::pages::not_found::NotFound;
+use crate::pages::reviews::{reviews_resource, ProductReviews};
 use crate::server::{get_product, get_stock, PageResult};
 
 /// `/products/{product_id}`: gallery, variants, live stock, details.
@@ -19,12 +20,13 @@ pub fn ProductPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("product_id").unwrap_or_default();
     let product = Resource::new(id, get_product);
+    let reviews = reviews_resource();
     view! {
         <ErrorBoundary fallback=|errors| view! { <div class="page-section"><SectionError errors/></div> }>
             <Suspense fallback=|| view! { <div class="page-section" aria-busy="true">"Loading…"</div> }>
                 {move || Suspend::new(async move {
                     product.await.map(|result| match result {
-                        PageResult::Found(p) => view! { <ProductView product=p/> }.into_any(),
+                        PageResult::Found(p) => view! { <ProductView product=p reviews/> }.into_any(),
                         PageResult::Missing | PageResult::Invalid(_) => view! { <NotFound/> }.into_any(),
                     })
                 })}
@@ -34,7 +36,7 @@ pub fn ProductPage() -> impl IntoView {
 }
 
 #[component]
-fn ProductView(product: Product) -> impl IntoView {
+fn ProductView(product: Product, reviews: Resource<Result<PageResult<ReviewPage>, ServerFnError>>) -> impl IntoView {
     let query = use_query_map();
     let product = StoredValue::new(product);
     let default_sku = product.with_value(|p| p.default_sku().map(|s| s.sku_id));
@@ -187,6 +189,7 @@ fn ProductView(product: Product) -> impl IntoView {
                     </div> }.into_any()}
                 </section> }.into_any()}
             </div>
+            <ProductReviews product_id=p.id.to_string() page=reviews/>
         </div>
     }
 }

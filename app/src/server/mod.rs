@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod orders;
+pub mod reviews;
 
 use leptos::prelude::*;
 use model::{BrowsePage, CategorySummary, Product, ProductSummary, SearchPage, SkuStock, Suggestion};

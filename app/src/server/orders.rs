@@ -118,7 +118,7 @@ pub async fn cancel_order(id: String) -> Result<OrderView, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn signed_in(req: &super::account::web::Request, shop: &shop::Shop) -> Result<Option<model::User>, ServerFnError> {
+pub(super) async fn signed_in(req: &super::account::web::Request, shop: &shop::Shop) -> Result<Option<model::User>, ServerFnError> {
     Ok(req.user(shop).await.map_err(super::to_client_error)?.map(|(user, _)| user))
 }
 

@@ -60,6 +60,11 @@ pub fn policy_for(path: &str) -> Option<Policy> {
     if path.ends_with("/stock") {
         return shared(NO_STORE);
     }
+    // The review form is the signed-in customer's own (their review, whether
+    // they may write one): never a shared page.
+    if path.ends_with("/review") {
+        return None;
+    }
     if path == "/" || path.starts_with("/c/") {
         page("public, max-age=60, stale-while-revalidate=300")
     } else if path.starts_with("/api/v1/categories") {

@@ -327,6 +327,10 @@ async fn a_seller_lists_its_own_lines_ships_by_hand_and_refunds(db: PgPool) {
     assert_eq!(code, StatusCode::OK, "{shipped}");
     assert_eq!(shipped["status"], "SHIPPED");
     assert_eq!(shipped["shipments"][0]["tracking_number"], "JD0146-0001");
+    // The customer's own view of the order shows how it travels.
+    let owner: Uuid = sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1").bind(order).fetch_one(&s.app.shop.db).await.unwrap();
+    let seen = s.app.shop.orders().get(owner, order).await.unwrap();
+    assert_eq!(seen.parcels, vec![model::Parcel { carrier: "DHL".into(), tracking_number: "JD0146-0001".into() }]);
     assert_eq!(ship(seller.clone(), good.clone()).await.0, StatusCode::OK, "the same shipment again answers the same");
     assert_eq!(ship(seller.clone(), json!({ "carrier": "DHL", "tracking_number": "OTHER1" })).await.0, StatusCode::CONFLICT);
     let payment_id: String = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1").bind(order).fetch_one(&s.app.shop.db).await.unwrap();

@@ -237,3 +237,64 @@ async fn bad_input_names_the_field_and_markup_comes_back_as_text(db: PgPool) {
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["reviews"][0]["title"], title, "stored and returned verbatim, as JSON text");
 }
+
+/// The storefront's review form works without JavaScript: a signed-out
+/// visitor is asked to sign in, a customer without a delivered order is told
+/// why not, and a verified buyer's plain form post writes the review and
+/// lands on the product's reviews, where the markup they typed is text.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn the_storefront_review_form_works_without_javascript(db: PgPool) {
+    let s = setup(db).await;
+    let tokens = customers(&s, 2).await;
+    let (buyer, other) = (&tokens[0], &tokens[1]);
+    let form_path = format!("/products/{}/review", s.product);
+    let page = |token: Option<&str>| {
+        let mut request = s.app.client.get(s.app.url(&form_path));
+        if let Some(token) = token {
+            request = request.header(reqwest::header::COOKIE, format!("mercato_session={token}"));
+        }
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(page(None).await.contains(r#"data-testid="sign-in-prompt""#));
+    let order = buy(&s, buyer).await;
+    assert!(page(Some(buyer)).await.contains(r#"data-testid="not-a-buyer""#), "confirmed is not delivered");
+    deliver(&s, order).await;
+    assert!(page(Some(other)).await.contains(r#"data-testid="not-a-buyer""#));
+    let html = page(Some(buyer)).await;
+    assert!(html.contains(r#"data-testid="review-form""#), "the buyer gets the form");
+    let action = html.split(r#"data-testid="review-form""#).next().unwrap().rsplit("action=\"").next().unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!(action, "/api/write_review");
+
+    let post = |fields: Vec<(&'static str, String)>| {
+        let request = s.app.client.post(s.app.url(&action))
+            .header(reqwest::header::COOKIE, format!("mercato_session={buyer}"))
+            .header(reqwest::header::ORIGIN, format!("http://{}", s.app.addr))
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&fields);
+        async move { request.send().await.unwrap() }
+    };
+    let fields = |rating: Option<&str>| {
+        let mut f = vec![("product_id", s.product.to_string()), ("title", "Sturdy <em>and</em> light".to_owned()), ("body", "Would buy again.".to_owned())];
+        if let Some(r) = rating {
+            f.push(("rating", r.to_owned()));
+        }
+        f
+    };
+    // No rating chosen: a 422 in words, nothing written.
+    let refused = post(fields(None)).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM reviews").fetch_one(&s.app.shop.db).await.unwrap();
+    assert_eq!(count, 0);
+
+    let written = post(fields(Some("5"))).await;
+    assert!(written.status().is_redirection(), "{}", written.status());
+    let to = written.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(to, format!("/products/{}?reviewed=1#reviews", s.product));
+    let product_page = s.app.get(&format!("/products/{}", s.product)).await.text().await.unwrap();
+    assert!(product_page.contains("Sturdy &lt;em&gt;and&lt;/em&gt; light"), "escaped, as text");
+    assert!(!product_page.contains("<em>and</em>"));
+    assert!(product_page.contains(r#"data-testid="review-count" data-count="1""#));
+    assert!(product_page.contains(r#"data-stars="5" data-count="1""#), "the histogram counts it");
+    // The form now edits that review.
+    assert!(page(Some(buyer)).await.contains("Update review"));
+}

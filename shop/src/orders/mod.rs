@@ -213,6 +213,7 @@ impl<'a> Orders<'a> {
                 .filter_map(|(status, at)| OrderStatus::parse(&status).map(|status| StatusChange { status, at }))
                 .collect(),
             created_at,
+            parcels: self.tracking(order_id).await?,
         })
     }
 }
@@ -225,12 +226,9 @@ pub struct Recipient {
     pub shipping_address: serde_json::Value,
 }
 
-/// How a shipped order travels, when fulfilment has recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracking {
-    pub carrier: String,
-    pub tracking_number: String,
-}
+/// How a shipped order travels, when fulfilment has recorded it: the
+/// customer's order page shows the same record.
+pub type Tracking = model::Parcel;
 
 impl Orders<'_> {
     /// The customer and shipping address of any order (no ownership check:
