@@ -120,12 +120,29 @@ async fn buy(app: &TestApp, client: &reqwest::Client, token: &str, sale: Uuid, q
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Checks out the customer's cart, retrying with the same key while the
+/// answer is 503 (a payment provider slowed down by a loaded machine trips
+/// the breaker), as a client following Retry-After would: the first answer
+/// that is not 503.
 async fn checkout(app: &TestApp, token: &str, pm: &str) -> (StatusCode, Value) {
+    let key = Uuid::new_v4().to_string();
+    let answer = std::sync::Mutex::new((StatusCode::SERVICE_UNAVAILABLE, Value::Null));
+    wait_for("a checkout answer other than 503", Duration::from_secs(120), || async {
+        let got = checkout_once(app, token, &key, pm).await;
+        let done = got.0 != StatusCode::SERVICE_UNAVAILABLE;
+        *answer.lock().unwrap() = got;
+        done
+    })
+    .await;
+    answer.into_inner().unwrap()
+}
+
+async fn checkout_once(app: &TestApp, token: &str, key: &str, pm: &str) -> (StatusCode, Value) {
     let response = app
         .client
         .post(app.url("/api/v1/checkout"))
         .bearer_auth(token)
-        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .header("Idempotency-Key", key)
         .json(&json!({
             "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
             "payment_method": pm,
@@ -223,7 +240,6 @@ async fn two_thousand_customers_race_for_one_hundred_units_and_nobody_gets_more_
         }
     }
     println!("race: {held} reserved answers, {over_limit} over the limit, {waiting} waiting, {sold_out} sold out");
-    assert!(over_limit >= 200, "every greedy customer's Buy for 3 was refused");
 
     let per_customer = units_per_customer(&app.shop.db, s.sku).await;
     let sold: i64 = per_customer.iter().map(|(_, units)| units).sum();
@@ -231,6 +247,7 @@ async fn two_thousand_customers_race_for_one_hundred_units_and_nobody_gets_more_
     let above: Vec<_> = per_customer.iter().filter(|(_, units)| *units > 2).collect();
     assert!(above.is_empty(), "customers above the limit of 2: {above:?}");
     assert!(per_customer.iter().any(|(_, units)| *units == 2), "some greedy customers got their two");
+    assert!(over_limit >= 200, "every greedy customer's Buy for 3 was refused");
     let prices: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT unit_cents FROM order_items WHERE sku_id = $1").bind(s.sku).fetch_all(&app.shop.db).await.unwrap();
     assert_eq!(prices, [999], "every unit charged at the sale's price");
     assert_eq!(stock(&app, s.sku).await, (1_000, 100, 0, 900), "the set-aside is spent into orders; normal stock untouched");
