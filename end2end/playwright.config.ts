@@ -49,6 +49,9 @@ export default defineConfig({
       // hand is delivered a few seconds later.
       MERCATO_WAREHOUSE_DELIVER_MS: '3000',
       MERCATO_WAREHOUSE_POLL_MS: '250',
+      // A flash sale's payment window, short enough for a test to watch an
+      // unpaid unit go to the next in line.
+      MERCATO_FLASH_PAY_WINDOW_SECS: '8',
     },
   },
 });

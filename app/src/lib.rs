@@ -7,6 +7,7 @@ pub mod components;
 pub mod pages;
 pub mod routing;
 pub mod server;
+pub mod timer;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -19,6 +20,7 @@ use pages::{
     cart::CartPage,
     category::CategoryPage,
     checkout::CheckoutPage,
+    flash::FlashSalePage,
     home::HomePage,
     not_found::NotFound,
     orders::{OrderPage, OrdersPage},
@@ -77,6 +79,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/checkout") view=CheckoutPage ssr=SsrMode::Async/>
                         <Route path=path!("/orders") view=OrdersPage ssr=SsrMode::Async/>
                         <Route path=path!("/orders/:order_id") view=OrderPage ssr=SsrMode::Async/>
+                        <Route path=path!("/flash/:flash_sale_id") view=FlashSalePage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
                 <Footer/>

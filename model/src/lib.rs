@@ -20,4 +20,5 @@ pub use order::{OrderItem, OrderPage, OrderStatus, OrderSummary, OrderView, Parc
 pub mod review;
 pub use review::{Review, ReviewPage, ReviewRequest, ReviewSort};
 pub mod flash;
+pub mod time;
 pub use flash::{BuyRequest, FlashLive, FlashReport, FlashSale, FlashSalePage, FlashSaleStatus, MyFlashState, NewFlashSale, PublicFlashSale, PublicFlashStatus};

@@ -2,6 +2,7 @@ pub mod account;
 pub mod cart;
 pub mod category;
 pub mod checkout;
+pub mod flash;
 pub mod home;
 pub mod not_found;
 pub mod orders;

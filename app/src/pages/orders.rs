@@ -164,7 +164,8 @@ fn follow(id: impl Fn() -> String + Copy + Send + Sync + 'static) -> RwSignal<Op
         let watched = id();
         live.set(None);
         let asking = std::rc::Rc::new(std::cell::Cell::new(false));
-        let handle = set_interval_with_handle(
+        crate::timer::every(
+            FOLLOW_EVERY,
             move || {
                 // `try_`: the page may be gone (the interval is cleared on
                 // cleanup, but an answer can still be on its way).
@@ -185,15 +186,7 @@ fn follow(id: impl Fn() -> String + Copy + Send + Sync + 'static) -> RwSignal<Op
                     asking.set(false);
                 });
             },
-            FOLLOW_EVERY,
         );
-        // Kept as an `Option`: the error side (a JsValue) may not cross threads.
-        let handle = handle.ok();
-        on_cleanup(move || {
-            if let Some(handle) = handle {
-                handle.clear();
-            }
-        });
     });
     live
 }

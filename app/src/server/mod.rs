@@ -4,6 +4,7 @@
 //! `orders`.
 
 pub mod account;
+pub mod flash;
 pub mod orders;
 pub mod reviews;
 
