@@ -8,6 +8,10 @@
 //! picked with probability ∝ 1/k^S, the skew of real shop traffic. Latency
 //! counts from when the request was due, so a stalled server shows up as
 //! latency instead of silently lowering the rate. Prints one JSON line.
+//!
+//! `loadgen flash …` is a flash sale's shoppers instead (see `flash.rs`).
+
+mod flash;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,6 +130,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("flash") {
+        return flash::run().await;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
