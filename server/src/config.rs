@@ -74,6 +74,123 @@ pub struct Config {
     /// Where customer emails go (SMTP_URL, MERCATO_MAIL_FROM): maildev by
     /// default, as the README's commands start it.
     pub mail: shop::notifications::Settings,
+    /// Which background workers this process runs beside the router.
+    pub workers: Workers,
+}
+
+/// A background worker a server process can run beside the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worker {
+    /// The outbox relay (one publishes at a time per database; the others stand by).
+    Relay,
+    /// Consumer group `notifications`: customer emails.
+    Notifications,
+    /// Consumer group `warehouse` and the worker that picks, captures,
+    /// ships and delivers: one job, so stopping it stops every capture.
+    Warehouse,
+    /// Consumer group `analytics`: the sellers' per-minute figures.
+    Analytics,
+    /// This process's search indexer group (order events re-index stock).
+    SearchIndexer,
+    /// This process's poll for products changed by other processes.
+    SearchSync,
+    /// Returns expired reservations to stock.
+    Sweeper,
+    /// Settles checkouts and cancels a dead process left half-way.
+    CheckoutRecovery,
+    /// Periodic Redis/PostgreSQL stock reconciliation (MERCATO_RECONCILE_SECS).
+    Reconcile,
+    /// Flash sales' schedule: preload, open, close, return unpaid units.
+    Flash,
+}
+
+impl Worker {
+    pub const ALL: [Worker; 10] = [
+        Worker::Relay,
+        Worker::Notifications,
+        Worker::Warehouse,
+        Worker::Analytics,
+        Worker::SearchIndexer,
+        Worker::SearchSync,
+        Worker::Sweeper,
+        Worker::CheckoutRecovery,
+        Worker::Reconcile,
+        Worker::Flash,
+    ];
+
+    /// The name MERCATO_WORKERS uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Worker::Relay => "relay",
+            Worker::Notifications => "notifications",
+            Worker::Warehouse => "warehouse",
+            Worker::Analytics => "analytics",
+            Worker::SearchIndexer => "search-indexer",
+            Worker::SearchSync => "search-sync",
+            Worker::Sweeper => "sweeper",
+            Worker::CheckoutRecovery => "checkout-recovery",
+            Worker::Reconcile => "reconcile",
+            Worker::Flash => "flash",
+        }
+    }
+}
+
+/// The workers a process runs (MERCATO_WORKERS): every one by default, so a
+/// single process is a whole shop; a deployment can give processes one job
+/// each, to scale a consumer group or restart the relay on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workers(Vec<Worker>);
+
+impl Workers {
+    pub fn all() -> Self {
+        Workers(Worker::ALL.to_vec())
+    }
+
+    pub fn runs(&self, worker: Worker) -> bool {
+        self.0.contains(&worker)
+    }
+
+    /// `all`, `none`, or names separated by commas.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = raw.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let known = || Worker::ALL.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ");
+        match names.as_slice() {
+            ["all"] => return Ok(Self::all()),
+            ["none"] => return Ok(Workers(Vec::new())),
+            [] => {
+                return Err(ConfigError {
+                    var: "MERCATO_WORKERS",
+                    problem: format!("names no worker ({raw:?})"),
+                    hint: "use all, none (the API alone), or a comma-separated list".into(),
+                })
+            }
+            _ => {}
+        }
+        let mut workers = Vec::new();
+        for name in names {
+            let Some(worker) = Worker::ALL.into_iter().find(|w| w.name() == name) else {
+                return Err(ConfigError {
+                    var: "MERCATO_WORKERS",
+                    problem: format!("names an unknown worker {name:?}"),
+                    hint: format!("use all, none, or a comma-separated list of: {}", known()),
+                });
+            };
+            if !workers.contains(&worker) {
+                workers.push(worker);
+            }
+        }
+        Ok(Workers(workers))
+    }
+}
+
+impl std::fmt::Display for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.0.iter().map(|w| w.name()).collect();
+        f.write_str(&names.join(","))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +310,10 @@ impl Config {
                 &get("SMTP_URL", shop::notifications::DEFAULT_SMTP_URL),
                 &get("MERCATO_MAIL_FROM", shop::notifications::DEFAULT_FROM),
             )?,
+            workers: match lookup("MERCATO_WORKERS") {
+                Some(raw) => Workers::parse(&raw)?,
+                None => Workers::all(),
+            },
         })
     }
 
@@ -399,6 +520,29 @@ mod tests {
 
         let err = config(&[("MERCATO_MAX_BODY_BYTES", "lots")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_MAX_BODY_BYTES");
+    }
+
+    #[test]
+    fn workers_default_to_all_and_take_a_list_of_known_names() {
+        let all = config(&[]).unwrap().workers;
+        assert!(Worker::ALL.iter().all(|w| all.runs(*w)));
+        assert_eq!(config(&[("MERCATO_WORKERS", "all")]).unwrap().workers, all);
+
+        let none = config(&[("MERCATO_WORKERS", "none")]).unwrap().workers;
+        assert!(Worker::ALL.iter().all(|w| !none.runs(*w)));
+        assert_eq!(none.to_string(), "none");
+
+        let some = config(&[("MERCATO_WORKERS", " relay, search-indexer ,relay")]).unwrap().workers;
+        assert!(some.runs(Worker::Relay) && some.runs(Worker::SearchIndexer));
+        assert!(!some.runs(Worker::Notifications) && !some.runs(Worker::Warehouse));
+        assert_eq!(some.to_string(), "relay,search-indexer");
+
+        let err = config(&[("MERCATO_WORKERS", "relay,mailer")]).unwrap_err();
+        assert_eq!(err.var, "MERCATO_WORKERS");
+        assert!(err.to_string().contains("\"mailer\"") && err.to_string().contains("notifications"), "{err}");
+        // `none` or `all` mixed into a list is a typo, not a wish.
+        assert_eq!(config(&[("MERCATO_WORKERS", "relay,none")]).unwrap_err().var, "MERCATO_WORKERS");
+        assert_eq!(config(&[("MERCATO_WORKERS", ",")]).unwrap_err().var, "MERCATO_WORKERS");
     }
 
     #[test]

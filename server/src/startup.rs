@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, Worker};
 use crate::http;
 use crate::http::metrics::Metrics;
 use crate::state::AppState;
@@ -131,92 +131,75 @@ impl Application {
     /// lets in-flight requests finish, for at most the configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
-        let sync = self.state.shop.search.process_local().then(|| {
-            tokio::spawn(crate::workers::search_sync::run(
-                self.state.shop.clone(),
-                self.state.config.search_sync_interval,
-            ))
-        });
+        let config = self.state.config.clone();
+        let shop = &self.state.shop;
+        let runs = |worker: Worker| config.workers.runs(worker);
+        tracing::info!(workers = %config.workers, "background workers");
+        let consumer_settings = || crate::workers::consumer::Settings { claim_idle: config.consumer_claim_idle, ..Default::default() };
+        let bus = || crate::workers::relay::bus(shop, config.event_partitions);
+        let sync = (runs(Worker::SearchSync) && shop.search.process_local())
+            .then(|| tokio::spawn(crate::workers::search_sync::run(shop.clone(), config.search_sync_interval)));
         let _stop_sync = AbortOnDrop(sync);
-        let _stop_sweeper = AbortOnDrop(Some(tokio::spawn(crate::workers::inventory::sweep(
-            self.state.shop.clone(),
-            self.state.config.sweep_interval,
-        ))));
-        let _stop_recovery = AbortOnDrop(Some(tokio::spawn(crate::workers::checkout::recover(
-            self.state.shop.clone(),
-            self.state.config.sweep_interval,
-            self.state.config.checkout_recovery_after,
-        ))));
-        let _stop_reconcile = AbortOnDrop(self.state.config.reconcile_interval.map(|every| {
-            tokio::spawn(crate::workers::inventory::reconcile(self.state.shop.clone(), every))
+        let _stop_sweeper =
+            AbortOnDrop(runs(Worker::Sweeper).then(|| tokio::spawn(crate::workers::inventory::sweep(shop.clone(), config.sweep_interval))));
+        let _stop_recovery = AbortOnDrop(runs(Worker::CheckoutRecovery).then(|| {
+            tokio::spawn(crate::workers::checkout::recover(shop.clone(), config.sweep_interval, config.checkout_recovery_after))
         }));
-        let relay = shop::events::outbox::Relay::new(
-            self.state.shop.db.clone(),
-            crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
-            self.state.config.relay_batch,
+        let _stop_reconcile = AbortOnDrop(
+            config
+                .reconcile_interval
+                .filter(|_| runs(Worker::Reconcile))
+                .map(|every| tokio::spawn(crate::workers::inventory::reconcile(shop.clone(), every))),
         );
-        let _stop_relay = AbortOnDrop(Some(tokio::spawn(crate::workers::relay::run(
-            relay,
-            self.state.config.relay_interval,
-            self.state.metrics.clone(),
-        ))));
-        // Customer emails. Always on: a mail server that is away fails the
-        // handler's tries (retried, then dead-lettered), never the process.
-        let _stop_notifications = AbortOnDrop(
-            match shop::notifications::Notifier::new(self.state.shop.clone(), &self.state.config.mail) {
-                Ok(notifier) => Some(tokio::spawn(
-                    crate::workers::notifications::consumer(
-                        crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
-                        notifier,
-                        crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
-                    )
-                    .run(),
-                )),
+        let _stop_relay = AbortOnDrop(runs(Worker::Relay).then(|| {
+            // Crash tests: MERCATO_FAULT_POINT=relay_after_publish aborts the
+            // process between publishing a round and marking it, the few
+            // milliseconds a random kill rarely lands in.
+            let relay = shop::events::outbox::Relay::new(shop.db.clone(), bus(), config.relay_batch)
+                .with_fault_hook(Arc::new(|| Box::pin(async { shop::checkout::fault::point("relay_after_publish") })));
+            tokio::spawn(crate::workers::relay::run(relay, config.relay_interval, self.state.metrics.clone()))
+        }));
+        // Customer emails: a mail server that is away fails the handler's
+        // tries (retried, then dead-lettered), never the process.
+        let _stop_notifications = AbortOnDrop(if runs(Worker::Notifications) {
+            match shop::notifications::Notifier::new(shop.clone(), &config.mail) {
+                Ok(notifier) => Some(tokio::spawn(crate::workers::notifications::consumer(bus(), notifier, consumer_settings()).run())),
                 Err(err) => {
                     tracing::error!(error = %err, "customer emails are off: the mail settings cannot be used");
                     None
                 }
-            },
-        );
+            }
+        } else {
+            None
+        });
         // The warehouse: its consumer makes shipment rows from order events;
-        // its worker (every process, SKIP LOCKED) takes the due steps.
-        let _stop_warehouse = AbortOnDrop(Some(tokio::spawn(
-            crate::workers::consumer::Consumer::new(
-                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
-                shop::events::Topic::Orders,
-                shop::fulfilment::CONSUMER,
-                crate::workers::fulfilment::Warehouse(self.state.shop.clone()),
-                crate::workers::consumer::Settings {
-                    claim_idle: self.state.config.consumer_claim_idle,
-                    ..crate::workers::consumer::Settings::default()
-                },
+        // its worker (every process that runs the warehouse, SKIP LOCKED)
+        // takes the due steps.
+        let _stop_warehouse = AbortOnDrop(runs(Worker::Warehouse).then(|| {
+            tokio::spawn(
+                crate::workers::consumer::Consumer::new(
+                    bus(),
+                    shop::events::Topic::Orders,
+                    shop::fulfilment::CONSUMER,
+                    crate::workers::fulfilment::Warehouse(shop.clone()),
+                    consumer_settings(),
+                )
+                .run(),
             )
-            .run(),
-        )));
+        }));
+        let _stop_fulfilment = AbortOnDrop(runs(Worker::Warehouse).then(|| tokio::spawn(crate::workers::fulfilment::run(shop.clone()))));
         // Seller analytics: one shared group, figures in PostgreSQL.
-        let _stop_analytics = AbortOnDrop(Some(tokio::spawn(
-            crate::workers::analytics::consumer(
-                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
-                self.state.shop.clone(),
-                crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
-            )
-            .run(),
-        )));
+        let _stop_analytics = AbortOnDrop(
+            runs(Worker::Analytics).then(|| tokio::spawn(crate::workers::analytics::consumer(bus(), shop.clone(), consumer_settings()).run())),
+        );
         // The search indexer: stock moved by orders re-indexes their
         // products; with the embedded index, a group of this process's own
         // (workers::search_indexer says why).
-        let _stop_search_indexer = AbortOnDrop(Some(tokio::spawn(
-            crate::workers::search_indexer::consumer(
-                crate::workers::relay::bus(&self.state.shop, self.state.config.event_partitions),
-                self.state.shop.clone(),
-                self.index_built_at,
-                crate::workers::consumer::Settings { claim_idle: self.state.config.consumer_claim_idle, ..Default::default() },
-            )
-            .run(),
-        )));
-        let _stop_fulfilment = AbortOnDrop(Some(tokio::spawn(crate::workers::fulfilment::run(self.state.shop.clone()))));
+        let _stop_search_indexer = AbortOnDrop(runs(Worker::SearchIndexer).then(|| {
+            tokio::spawn(crate::workers::search_indexer::consumer(bus(), shop.clone(), self.index_built_at, consumer_settings()).run())
+        }));
         // Flash sales' schedule, payment-window sweeper and live sampler.
-        let _stop_flash = AbortOnDrop(Some(tokio::spawn(crate::workers::flash::run(self.state.shop.clone()))));
+        let _stop_flash = AbortOnDrop(runs(Worker::Flash).then(|| tokio::spawn(crate::workers::flash::run(shop.clone()))));
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {

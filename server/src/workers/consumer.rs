@@ -28,6 +28,12 @@ pub trait Handler: Send + Sync + 'static {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Events taken per read or claim. Taking an event counts a delivery at
+    /// once, and a fourth delivery without an ack is taken for a handler
+    /// that kills its process: with more than one, a process that dies
+    /// mid-batch spends a try of every event it had not started yet, and
+    /// three such deaths dead-letter good events. One keeps deliveries equal
+    /// to handler runs, for a read and an ack per event.
     pub batch: usize,
     /// Another consumer's unacked event is taken over after this long.
     pub claim_idle: Duration,
@@ -37,7 +43,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { batch: 100, claim_idle: Duration::from_secs(30), retry_after: Duration::from_millis(100) }
+        Self { batch: 1, claim_idle: Duration::from_secs(30), retry_after: Duration::from_millis(100) }
     }
 }
 
@@ -114,8 +120,16 @@ impl<H: Handler> Consumer<H> {
         // after the last look.
         if self.last_claim.is_none_or(|at| at.elapsed() >= self.settings.claim_idle / 2) {
             self.last_claim = Some(Instant::now());
-            let claimed = self.bus.claim_idle(self.topic, &self.group, &self.name, self.settings.claim_idle, self.settings.batch).await?;
-            self.handle_all(claimed).await?;
+            // A batch at a time until nothing idle is left: a dead
+            // consumer's events are taken over as fast as they are handled,
+            // and none is claimed (a delivery counted) long before its turn.
+            loop {
+                let claimed = self.bus.claim_idle(self.topic, &self.group, &self.name, self.settings.claim_idle, self.settings.batch).await?;
+                if claimed.is_empty() {
+                    break;
+                }
+                self.handle_all(claimed).await?;
+            }
         }
 
         let now = Instant::now();

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{LocalStripe, TestApp};
+use crate::stripe_fake::Fault;
 
 const CAPTURE: &str = "/v1/payment_intents/{id}/capture";
 
@@ -183,6 +184,35 @@ async fn a_worker_killed_between_capture_and_shipped_ships_once_when_restarted(d
     .await;
     assert_eq!(captures_of(&s, &payment_id), 1, "the capture's key replayed");
     assert_eq!(stock(&s, s.sku).await, (18, 0));
+}
+
+/// A step that fails backs off on its own row at once, and the shipments due
+/// after it go on. Written while the step still held that row's lock, the
+/// failure waited out the lock timeout, was not recorded, and the same step
+/// came first again: one failing capture stalled the whole warehouse.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_failed_step_backs_off_on_its_own_row_and_the_shipments_behind_it_go_on(db: PgPool) {
+    let s = setup(db, Settings { retry_backoff: Duration::from_secs(3600), ..manual() }).await;
+    let (first, _) = place(&s, s.sku, 1).await;
+    let (second, _) = place(&s, s.sku, 1).await;
+    shipment_rows(&s, first).await;
+    shipment_rows(&s, second).await;
+    s.stripe.fake().fail_next(("POST", "/capture"), Fault::Status(400));
+    let started = std::time::Instant::now();
+    until("one of the two DELIVERED", || async {
+        s.app.shop.fulfilment().advance().await.unwrap();
+        status(&s, first).await == "DELIVERED" || status(&s, second).await == "DELIVERED"
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5), "nothing waited on a lock: {:?}", started.elapsed());
+    let failed: Vec<(Uuid, i32, Option<String>)> = sqlx::query_as("SELECT order_id, attempts, last_error FROM shipments WHERE state = 'picked'")
+        .fetch_all(&s.app.shop.db)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "the other one shipped: {failed:?}");
+    let (order_id, attempts, last_error) = &failed[0];
+    assert_eq!((*attempts, last_error.is_some()), (1, true), "the failure is recorded on its row");
+    assert_eq!(status(&s, *order_id).await, "CONFIRMED", "and it waits out its backoff");
 }
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]

@@ -21,6 +21,7 @@ mod orders;
 mod payments;
 mod checkout;
 mod crash;
+mod nothing_lost;
 mod events;
 mod fulfilment;
 mod notifications;

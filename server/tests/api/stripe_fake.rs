@@ -298,8 +298,8 @@ enum Decision {
 }
 
 /// A key held by the request in flight. Dropped without saving (localstripe
-/// unreachable, the connection cut by `stop()`), it frees the key: nothing
-/// started executing as far as the client can know, so a retry runs again.
+/// could not be reached), it frees the key: nothing started executing, so a
+/// retry runs again. A client that goes away mid-request does not drop it.
 struct Claim {
     shared: Arc<Shared>,
     key: (String, String),
@@ -476,17 +476,28 @@ async fn handle(shared: Arc<Shared>, cut: Arc<Notify>, request: Request<Body>) -
     let response = match decision {
         Decision::Replay(saved) => saved.response(true),
         Decision::Refuse(response) => response,
-        Decision::Forward(claim) => match shared.forward(&parts, &path, body).await {
-            Ok(saved) => {
-                let response = saved.response(false);
-                if let Some(claim) = claim {
-                    claim.save(saved);
+        // Stripe finishes what it started and keeps the answer under the key
+        // whether or not the client is still there to hear it (it timed
+        // out, or its process was killed mid-call): so the forward runs on a
+        // task of its own, which a closed client connection cannot cancel.
+        Decision::Forward(claim) => {
+            let forwarding = tokio::spawn({
+                let shared = shared.clone();
+                let path = path.clone();
+                async move {
+                    let forwarded = shared.forward(&parts, &path, body).await;
+                    if let (Ok(saved), Some(claim)) = (&forwarded, claim) {
+                        claim.save(saved.clone());
+                    }
+                    forwarded
                 }
-                response
+            });
+            match forwarding.await.expect("the forward task does not panic") {
+                Ok(saved) => saved.response(false),
+                // Nothing started executing: the claim was dropped unsaved.
+                Err(err) => stripe_error(StatusCode::SERVICE_UNAVAILABLE, "api_error", &format!("the payment provider could not be reached: {err}")),
             }
-            // Nothing started executing: the claim is dropped unsaved.
-            Err(err) => stripe_error(StatusCode::SERVICE_UNAVAILABLE, "api_error", &format!("the payment provider could not be reached: {err}")),
-        },
+        }
     };
     if let Some(Fault::LoseResponse) = fault {
         cut.notify_one();

@@ -619,7 +619,9 @@ impl Checkout<'_> {
 
 /// Fault injection for the crash tests: `MERCATO_FAULT_POINT=<name>` makes
 /// the process abort (no unwinding, no cleanup: as if killed) when checkout
-/// reaches that point. Unset in any real deployment.
+/// reaches that point, or the outbox relay (`relay_after_publish`) or the
+/// notifier (`notifications_before_send`, `notifications_after_send`).
+/// Unset in any real deployment.
 pub mod fault {
     use std::sync::OnceLock;
 

@@ -245,7 +245,13 @@ impl<'a> Fulfilment<'a> {
         let result = self.step(&mut tx, order_id, seller_id, &state, &mut returned).await;
         let outcome = match result {
             Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(Error::from),
-            Err(err) => Err(err),
+            Err(err) => {
+                // The failure is written on this shipment's row from another
+                // connection: with our lock still held it would wait out the
+                // lock timeout, record nothing, and the same step would come
+                // first again at once, holding up every shipment behind it.
+                Err(err)
+            }
         };
         match outcome {
             Ok(Outcome::Picked) => report.picked += 1,

@@ -254,6 +254,7 @@ impl Notifier {
     /// other than [`Notifier::handle`] are tests and benchmarks.
     pub async fn send(&self, email: &Email) -> Result<()> {
         let message = email.message(&self.from)?;
+        crate::checkout::fault::point("notifications_before_send");
         self.transport
             .send(message)
             .await
@@ -270,6 +271,7 @@ impl Notifier {
                     Error::Unavailable { dependency: crate::error::Dependency::Mail, retry_after: std::time::Duration::from_secs(5), source: Box::new(err) }
                 }
             })?;
+        crate::checkout::fault::point("notifications_after_send");
         tracing::info!(event = %email.event_id, kind = ?email.kind, "email sent");
         Ok(())
     }
