@@ -198,13 +198,14 @@ async fn a_failed_step_backs_off_on_its_own_row_and_the_shipments_behind_it_go_o
     shipment_rows(&s, first).await;
     shipment_rows(&s, second).await;
     s.stripe.fake().fail_next(("POST", "/capture"), Fault::Status(400));
-    let started = std::time::Instant::now();
+    // A step that waited on the failed row's lock would hit the pool's
+    // lock_timeout and `advance` would fail: the unwrap is the lock check,
+    // with no clock in it (a timed assertion fails on a loaded machine).
     until("one of the two DELIVERED", || async {
         s.app.shop.fulfilment().advance().await.unwrap();
         status(&s, first).await == "DELIVERED" || status(&s, second).await == "DELIVERED"
     })
     .await;
-    assert!(started.elapsed() < Duration::from_secs(5), "nothing waited on a lock: {:?}", started.elapsed());
     let failed: Vec<(Uuid, i32, Option<String>)> = sqlx::query_as("SELECT order_id, attempts, last_error FROM shipments WHERE state = 'picked'")
         .fetch_all(&s.app.shop.db)
         .await
