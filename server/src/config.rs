@@ -66,7 +66,7 @@ pub struct Config {
     /// to lapse (MERCATO_CAPTURE_AFTER_SECS, 6 days by default).
     pub fulfilment: shop::fulfilment::Settings,
     /// Flash sales (MERCATO_FLASH_PRELOAD_LEAD_SECS, _PAY_WINDOW_SECS,
-    /// _WAIT_SECS, _REQUESTS_PER_SEC, _TICK_MS).
+    /// _WAIT_SECS, _REQUESTS_PER_SEC, _TICK_MS, _CONFIRM_CONCURRENCY).
     pub flash: shop::flash::Settings,
     /// The Stripe API: Stripe itself, or localstripe (the default) locally.
     pub stripe_api_base: String,
@@ -297,6 +297,7 @@ impl Config {
                 wait: Duration::from_secs(parse_num(&lookup, "MERCATO_FLASH_WAIT_SECS", 30u64)?),
                 requests_per_sec: parse_num(&lookup, "MERCATO_FLASH_REQUESTS_PER_SEC", 5u32)?.max(1),
                 tick: Duration::from_millis(parse_num(&lookup, "MERCATO_FLASH_TICK_MS", 250u64)?.max(10)),
+                confirm_concurrency: parse_num(&lookup, "MERCATO_FLASH_CONFIRM_CONCURRENCY", 4usize)?.max(1),
                 ..shop::flash::Settings::default()
             },
             // A secret key and no provider named: that key is for Stripe

@@ -46,8 +46,8 @@ pub struct Shop {
     pub accounts_rt: Arc<accounts::Runtime>,
     /// The simulated warehouse's delays and the early-capture age.
     pub fulfilment_settings: Arc<fulfilment::Settings>,
-    /// Flash sales' pre-load lead, payment window, waitlist wait, rate limit.
-    pub flash_settings: Arc<flash::Settings>,
+    /// Flash sales' settings and this process's confirm queues.
+    pub flash_rt: Arc<flash::Runtime>,
 }
 
 impl Shop {
@@ -67,7 +67,7 @@ impl Shop {
             payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
             accounts_rt: Arc::new(accounts::Runtime::new(accounts::Settings::default())),
             fulfilment_settings: Arc::new(fulfilment::Settings::default()),
-            flash_settings: Arc::new(flash::Settings::default()),
+            flash_rt: Arc::new(flash::Runtime::new(flash::Settings::default())),
         }
     }
 
@@ -97,7 +97,7 @@ impl Shop {
 
     /// The same shop with other flash-sale settings (tests use short windows).
     pub fn with_flash_settings(mut self, settings: flash::Settings) -> Self {
-        self.flash_settings = Arc::new(settings);
+        self.flash_rt = Arc::new(flash::Runtime::new(settings));
         self
     }
 

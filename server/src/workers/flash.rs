@@ -3,7 +3,7 @@
 //! each step once and keeps going when a process dies.
 
 pub async fn run(shop: shop::Shop) {
-    let mut ticker = tokio::time::interval(shop.flash_settings.tick);
+    let mut ticker = tokio::time::interval(shop.flash_rt.settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

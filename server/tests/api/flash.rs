@@ -331,13 +331,17 @@ async fn declined_cards_hand_their_units_to_the_waitlist_first_come_first_served
         ids
     };
     assert!(promoted_ids.iter().all(|id| per_customer.iter().any(|(u, n)| u == id && *n == 1)), "the first ten in line bought");
+    // Nothing is left and no hold could come back: the rest of the line is
+    // told at once, not when its 30 s wait runs out.
+    let told = state(line[10].clone()).await;
+    assert_eq!(told["state"], "sold_out", "{told}");
 
     end_now(&app, sale).await;
     let ended = wait_ended(&app, &s.seller, sale).await;
     assert_eq!(ended["report"]["sold"], 100, "{ended}");
     assert_eq!(ended["report"]["promoted"], 10);
     assert_eq!(ended["report"]["oversold"], 0);
-    assert_eq!(state(line[10].clone()).await["state"], "sold_out", "the rest of the line is told");
+    assert_eq!(state(line[11].clone()).await["state"], "sold_out", "the rest of the line is told");
     assert_eq!(stock(&app, s.sku).await, (200, 100, 0, 100));
 }
 

@@ -198,11 +198,13 @@ async fn a_failed_step_backs_off_on_its_own_row_and_the_shipments_behind_it_go_o
     shipment_rows(&s, first).await;
     shipment_rows(&s, second).await;
     s.stripe.fake().fail_next(("POST", "/capture"), Fault::Status(400));
-    // A step that waited on the failed row's lock would hit the pool's
-    // lock_timeout and `advance` would fail: the unwrap is the lock check,
-    // with no clock in it (a timed assertion fails on a loaded machine).
+    // Recording the failure on a row the failed step still holds would
+    // wait on its own lock for good (the test pool sets no lock_timeout):
+    // the bound only turns that hang into a failure, far above a pass's
+    // real time even on a loaded machine.
     until("one of the two DELIVERED", || async {
-        s.app.shop.fulfilment().advance().await.unwrap();
+        let pass = tokio::time::timeout(Duration::from_secs(60), s.app.shop.fulfilment().advance()).await;
+        pass.expect("advance() waits on a lock its own failed step holds").unwrap();
         status(&s, first).await == "DELIVERED" || status(&s, second).await == "DELIVERED"
     })
     .await;

@@ -320,6 +320,7 @@ impl<'a> Checkout<'a> {
         holds: &[FlashHold],
     ) -> std::result::Result<(), Committed> {
         let inventory = self.shop.inventory();
+        let _turn = self.shop.flash().confirm_turn(holds).await;
         let mut tx = self.shop.db.begin().await.map_err(|e| Committed::No(e.into()))?;
         let flash_skus: Vec<Uuid> = holds.iter().map(|h| h.sku_id).collect();
         let regular = order.items.iter().any(|i| !flash_skus.contains(&i.sku_id));
@@ -339,6 +340,7 @@ impl<'a> Checkout<'a> {
             // lost its reservation and must not become an order.
             return Err(Committed::No(Error::internal("checkout claim was recovered while the checkout ran")));
         }
+        self.shop.flash().take_in(&mut tx, holds).await.map_err(Committed::No)?;
         fault::point("before_commit");
         let committed = match confirmation {
             Some(confirmation) => inventory.commit(tx, confirmation).await,

@@ -68,6 +68,10 @@ pub struct Settings {
     /// How long a started confirmation may take before the sweeper asks
     /// PostgreSQL how it ended.
     pub confirm_grace: Duration,
+    /// Order transactions of one sale this process runs at once. Every one
+    /// ends on the sale's two hot rows, so more only queue on the row lock
+    /// while holding pool connections the rest of the shop needs.
+    pub confirm_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -79,8 +83,35 @@ impl Default for Settings {
             requests_per_sec: 5,
             tick: Duration::from_millis(250),
             confirm_grace: Duration::from_secs(30),
+            confirm_concurrency: 4,
         }
     }
+}
+
+/// This process's flash state: its settings, and one queue per sale in
+/// front of the sale's hot rows (admission control: a checkout waits here,
+/// holding nothing, instead of in PostgreSQL holding a pool connection).
+/// A queue is a few bytes and stays until the process ends.
+pub struct Runtime {
+    pub settings: Settings,
+    confirm_queues: std::sync::Mutex<std::collections::HashMap<Uuid, std::sync::Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Runtime {
+    pub fn new(settings: Settings) -> Self {
+        Self { settings, confirm_queues: Default::default() }
+    }
+
+    fn queue(&self, sale: Uuid) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let mut queues = self.confirm_queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.entry(sale).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.settings.confirm_concurrency.max(1)))).clone()
+    }
+}
+
+/// A place in the confirm queues of an order's sales, held until its
+/// transaction ends.
+pub struct ConfirmTurn {
+    _permits: Vec<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Tokens handed to a script that may promote customers from the line:
@@ -192,7 +223,22 @@ impl<'a> Flash<'a> {
     }
 
     fn settings(&self) -> &Settings {
-        &self.shop.flash_settings
+        &self.shop.flash_rt.settings
+    }
+
+    /// Waits for a turn in each of the holds' sales' confirm queues (in sale
+    /// order, so two orders never wait on each other).
+    pub async fn confirm_turn(&self, holds: &[FlashHold]) -> ConfirmTurn {
+        let mut sales: Vec<Uuid> = holds.iter().map(|h| h.sale_id).collect();
+        sales.sort();
+        sales.dedup();
+        let mut permits = Vec::with_capacity(sales.len());
+        for sale in sales {
+            let queue = self.shop.flash_rt.queue(sale);
+            // The semaphore is never closed.
+            permits.push(queue.acquire_owned().await.expect("confirm queue open"));
+        }
+        ConfirmTurn { _permits: permits }
     }
 
     /// The sale's keys in the order the scripts take them.
@@ -661,6 +707,16 @@ impl<'a> Flash<'a> {
             if recorded.is_none() {
                 return Err(hold_ended(hold.sale_id));
             }
+        }
+        Ok(())
+    }
+
+    /// The holds' units out of their sales' set-asides into `reserved`: the
+    /// sale's two hot rows (set-aside and SKU). The caller runs this last,
+    /// right before its COMMIT, so the row locks span one round trip and the
+    /// commit, not the whole order's writes.
+    pub async fn take_in(&self, tx: &mut PgConnection, holds: &[FlashHold]) -> Result<()> {
+        for hold in holds {
             self.shop.inventory().take_from_set_aside_in(&mut *tx, hold.sale_id, hold.sku_id, hold.quantity as u32).await?;
         }
         Ok(())

@@ -14,7 +14,7 @@
 //! 5. `bought`   hash: user → units held or in orders (what the limit counts)
 //! 6. `line`     zset: user → ticket (FIFO: lowest first)
 //! 7. `lineinfo` hash: user → "wanted deadline_ms"
-//! 8. `gone`     hash: user → why they left the line (timeout | left | limit | ended)
+//! 8. `gone`     hash: user → why they left the line (timeout | sold_out | left | limit | ended)
 //! 9. `stats`    hash: cumulative counts (reservations, rejected, promoted,
 //!               expired, released, orders, sold, waited, returned)
 //! 10. `promoted` hash: user → token of a hold the line gave them
@@ -211,13 +211,21 @@ if tok then
 end
 prune(now_ms())
 if redis.call('ZSCORE', LINE, user) then
+  if num(meta('left')) <= 0 and redis.call('HLEN', HOLDS) == 0 then
+    -- Nothing left and no hold that could come back: waiting out the rest
+    -- of the wait would only keep the customer (and their polls) here.
+    redis.call('ZREM', LINE, user)
+    redis.call('HDEL', LINEINFO, user)
+    redis.call('HSET', GONE, user, 'sold_out')
+    return {'SOLD_OUT'}
+  end
   local _, deadline = parse_info(redis.call('HGET', LINEINFO, user))
   return {'WAIT', tostring(redis.call('ZRANK', LINE, user) + 1), tostring(deadline)}
 end
 local bought = num(redis.call('HGET', BOUGHT, user))
 if bought > 0 then return {'BOUGHT', tostring(bought)} end
 local gone = redis.call('HGET', GONE, user)
-if gone == 'timeout' or gone == 'ended' or gone == 'limit' then return {'SOLD_OUT'} end
+if gone == 'timeout' or gone == 'sold_out' or gone == 'ended' or gone == 'limit' then return {'SOLD_OUT'} end
 return {'NONE'}
 "#
     ))

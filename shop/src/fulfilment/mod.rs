@@ -250,6 +250,9 @@ impl<'a> Fulfilment<'a> {
                 // connection: with our lock still held it would wait out the
                 // lock timeout, record nothing, and the same step would come
                 // first again at once, holding up every shipment behind it.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(%order_id, error = %rollback, "could not roll back a failed fulfilment step; its connection is dropped");
+                }
                 Err(err)
             }
         };

@@ -121,26 +121,33 @@ const MOVE_LINE: &str = "UPDATE inventory_reservations \
 /// locked before the inventory row, the order every DB-path change keeps.
 /// Refused with `out_of_stock` when the set-aside has fewer units left:
 /// what keeps a sale from ever selling more than it set aside.
+///
+/// Both rows change in one statement: under a flash sale every order ends
+/// here, and the rows stay locked from this statement to the COMMIT, so
+/// each round trip spent holding them is one the whole sale waits for.
 pub(super) async fn take_in(tx: &mut PgConnection, token: Uuid, sku: Uuid, quantity: u32) -> Result<()> {
     let q = quantity as i32;
-    let moved = sqlx::query(MOVE_LINE).bind(token).bind(sku).bind(-q).execute(&mut *tx).await?.rows_affected();
-    if moved != 1 {
+    // $3 is the set-aside's change (negative); `done` reads `moved`, so the
+    // set-aside row is locked first.
+    let (moved, done): (bool, bool) = sqlx::query_as(&format!(
+        "WITH moved AS ({MOVE_LINE} RETURNING 1), \
+              done AS (UPDATE inventory SET held = held + $3, reserved = reserved - $3, version = version + 1, updated_at = now() \
+                       WHERE sku_id = $2 AND held >= -$3 AND EXISTS (SELECT 1 FROM moved) RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM moved), EXISTS (SELECT 1 FROM done)",
+    ))
+    .bind(token)
+    .bind(sku)
+    .bind(-q)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !moved {
         let left: Option<i32> = sqlx::query_scalar("SELECT (lines->0->>'quantity')::int FROM inventory_reservations WHERE token = $1")
             .bind(token)
             .fetch_optional(&mut *tx)
             .await?;
         return Err(out_of_stock(sku, quantity, left.unwrap_or(0).into()));
     }
-    let done = sqlx::query(
-        "UPDATE inventory SET held = held - $2, reserved = reserved + $2, version = version + 1, updated_at = now() \
-         WHERE sku_id = $1 AND held >= $2",
-    )
-    .bind(sku)
-    .bind(q)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if done != 1 {
+    if !done {
         return Err(Error::internal(format!("SKU {sku} holds fewer units than its set-aside {token}")));
     }
     Ok(())
