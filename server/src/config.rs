@@ -297,7 +297,7 @@ impl Config {
                 wait: Duration::from_secs(parse_num(&lookup, "MERCATO_FLASH_WAIT_SECS", 30u64)?),
                 requests_per_sec: parse_num(&lookup, "MERCATO_FLASH_REQUESTS_PER_SEC", 5u32)?.max(1),
                 tick: Duration::from_millis(parse_num(&lookup, "MERCATO_FLASH_TICK_MS", 250u64)?.max(10)),
-                confirm_concurrency: parse_num(&lookup, "MERCATO_FLASH_CONFIRM_CONCURRENCY", 4usize)?.max(1),
+                confirm_concurrency: parse_num(&lookup, "MERCATO_FLASH_CONFIRM_CONCURRENCY", 8usize)?.max(1),
                 ..shop::flash::Settings::default()
             },
             // A secret key and no provider named: that key is for Stripe

@@ -18,7 +18,7 @@ use server::startup::Application;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, wait_for, LocalStripe, TestApp};
+use crate::helpers::{header, mail_to, redis_url, wait_for, LocalStripe, TestApp};
 
 struct Setup {
     app: TestApp,
@@ -323,14 +323,32 @@ async fn declined_cards_hand_their_units_to_the_waitlist_first_come_first_served
     }
     let per_customer = units_per_customer(&app.shop.db, s.sku).await;
     assert_eq!(per_customer.iter().map(|(_, u)| u).sum::<i64>(), 100);
-    let promoted_ids: Vec<Uuid> = {
-        let mut ids = Vec::new();
-        for token in &line[..10] {
-            ids.push(app.shop.accounts().authenticate(token).await.unwrap().unwrap().id);
-        }
-        ids
-    };
-    assert!(promoted_ids.iter().all(|id| per_customer.iter().any(|(u, n)| u == id && *n == 1)), "the first ten in line bought");
+    let mut promoted_users = Vec::new();
+    for token in &line[..10] {
+        promoted_users.push(app.shop.accounts().authenticate(token).await.unwrap().unwrap());
+    }
+    assert!(promoted_users.iter().all(|p| per_customer.iter().any(|(u, n)| *u == p.id && *n == 1)), "the first ten in line bought");
+
+    // Each promotion is one event, and its customer gets one email from it.
+    let events: Vec<(Uuid, Value)> =
+        sqlx::query_as("SELECT id, payload FROM outbox WHERE event_type = 'flash.promoted' AND aggregate_id = $1")
+            .bind(sale)
+            .fetch_all(&app.shop.db)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 10, "{events:?}");
+    for user in &promoted_users {
+        let (event_id, payload) = events.iter().find(|(_, p)| p["user_id"] == user.id.to_string()).expect("a promotion event per promoted customer");
+        assert_eq!((payload["sku_id"].as_str(), payload["quantity"].as_i64()), (Some(s.sku.to_string().as_str()), Some(1)), "{payload}");
+        let subject = shop::notifications::Kind::Promoted.subject(sale);
+        let is_promotion = |m: &Value| m["subject"] == subject.as_str();
+        wait_for("the promotion email", Duration::from_secs(20), || async { mail_to(&user.email).await.iter().any(is_promotion) }).await;
+        let mail = mail_to(&user.email).await;
+        let promoted: Vec<&Value> = mail.iter().filter(|m| is_promotion(m)).collect();
+        assert_eq!(promoted.len(), 1, "one promotion email to {}: {mail:#?}", user.email);
+        assert_eq!(header(promoted[0], "message-id"), shop::notifications::message_id(*event_id));
+        assert!(promoted[0]["text"].as_str().unwrap_or_default().contains("held for you until"), "{:#}", promoted[0]);
+    }
     // Nothing is left and no hold could come back: the rest of the line is
     // told at once, not when its 30 s wait runs out.
     let told = state(line[10].clone()).await;

@@ -327,3 +327,37 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// maildev's REST API, where the README's test command delivers SMTP_URL's mail.
+pub fn maildev_url() -> String {
+    std::env::var("MAILDEV_URL").unwrap_or_else(|_| "http://127.0.0.1:1080".to_owned()).trim_end_matches('/').to_owned()
+}
+
+/// Every message maildev holds, oldest first.
+pub async fn all_mail() -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/email", maildev_url()))
+        .await
+        .expect("maildev answers at MAILDEV_URL (the README's test command starts it)")
+        .json()
+        .await
+        .expect("maildev lists its mail as JSON")
+}
+
+/// Every message maildev holds for `address`, oldest first.
+pub async fn mail_to(address: &str) -> Vec<serde_json::Value> {
+    all_mail().await.into_iter().filter(|m| recipients(m).any(|to| to == address)).collect()
+}
+
+pub fn recipients(mail: &serde_json::Value) -> impl Iterator<Item = &str> {
+    mail["to"].as_array().into_iter().flatten().filter_map(|t| t["address"].as_str())
+}
+
+pub fn header<'a>(mail: &'a serde_json::Value, name: &str) -> &'a str {
+    mail["headers"][name].as_str().unwrap_or_default()
+}
+
+/// Waits until `address` has received `count` messages and returns them.
+pub async fn wait_for_mail(address: &str, count: usize) -> Vec<serde_json::Value> {
+    wait_for(&format!("{count} message(s) to {address}"), Duration::from_secs(20), || async { mail_to(address).await.len() >= count }).await;
+    mail_to(address).await
+}

@@ -41,7 +41,7 @@ use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, unassigned_port, LocalStripe};
+use crate::helpers::{all_mail, header, maildev_url, recipients, redis_url, unassigned_port, LocalStripe};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_server");
 
@@ -349,27 +349,13 @@ where
     }
 }
 
-fn maildev_url() -> String {
-    std::env::var("MAILDEV_URL").unwrap_or_else(|_| "http://127.0.0.1:1080".to_owned()).trim_end_matches('/').to_owned()
-}
-
 /// Every message maildev holds for one of `addresses`.
 async fn mail_to(addresses: &HashMap<String, Uuid>) -> Vec<Value> {
-    let all: Vec<Value> = reqwest::get(format!("{}/email", maildev_url()))
-        .await
-        .expect("maildev answers at MAILDEV_URL (the README's test command starts it)")
-        .json()
-        .await
-        .expect("maildev lists its mail as JSON");
-    all.into_iter().filter(|m| recipient(m).is_some_and(|to| addresses.contains_key(to))).collect()
+    all_mail().await.into_iter().filter(|m| recipient(m).is_some_and(|to| addresses.contains_key(to))).collect()
 }
 
 fn recipient(mail: &Value) -> Option<&str> {
-    mail["to"].as_array()?.first()?["address"].as_str()
-}
-
-fn header<'a>(mail: &'a Value, name: &str) -> &'a str {
-    mail["headers"][name].as_str().unwrap_or_default()
+    recipients(mail).next()
 }
 
 type Figures = BTreeMap<(Uuid, DateTime<Utc>), (i64, i64, i64)>;

@@ -17,36 +17,10 @@ use shop::orders::{NewOrder, Orders};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, unassigned_port, wait_for, LocalStripe, TestApp};
+use crate::helpers::{header, mail_to, redis_url, unassigned_port, wait_for, wait_for_mail, LocalStripe, TestApp};
 
 fn smtp_url() -> String {
     std::env::var("SMTP_URL").unwrap_or_else(|_| shop::notifications::DEFAULT_SMTP_URL.to_owned())
-}
-
-fn maildev_url() -> String {
-    std::env::var("MAILDEV_URL").unwrap_or_else(|_| "http://127.0.0.1:1080".to_owned()).trim_end_matches('/').to_owned()
-}
-
-/// Every message maildev holds for `address`, oldest first.
-async fn mail_to(address: &str) -> Vec<Value> {
-    let response = reqwest::get(format!("{}/email", maildev_url()))
-        .await
-        .expect("maildev answers at MAILDEV_URL (the README's test command starts it)");
-    let all: Vec<Value> = response.json().await.expect("maildev lists its mail as JSON");
-    all.into_iter()
-        .filter(|m| m["to"].as_array().is_some_and(|to| to.iter().any(|t| t["address"].as_str() == Some(address))))
-        .collect()
-}
-
-fn header<'a>(mail: &'a Value, name: &str) -> &'a str {
-    mail["headers"][name].as_str().unwrap_or_default()
-}
-
-
-/// Waits until `address` has received `count` messages and returns them.
-async fn wait_for_mail(address: &str, count: usize) -> Vec<Value> {
-    wait_for(&format!("{count} message(s) to {address}"), Duration::from_secs(20), || async { mail_to(address).await.len() >= count }).await;
-    mail_to(address).await
 }
 
 /// The event `event_type` of `order`, as the relay publishes it.

@@ -91,7 +91,23 @@ impl<'a> Checkout<'a> {
     }
 
     /// Places `user`'s cart as an order, once per `key`.
+    ///
+    /// The work runs as a task of its own, to the end, even when the caller
+    /// stops waiting (the gateway's request timeout, a client that hung
+    /// up): a checkout dropped between authorizing and committing would
+    /// leave its authorization and claim to recovery, a minute later, and a
+    /// future dropped mid-transaction hands its connection back in an
+    /// unknown state. The customer's retry with the same key then gets this
+    /// run's answer.
     pub async fn place(&self, user: Uuid, key: &str, request: &CheckoutRequest) -> Result<Placed> {
+        let shop = self.shop.clone();
+        let (key, request) = (key.to_owned(), request.clone());
+        tokio::spawn(async move { Checkout::new(&shop).place_to_the_end(user, &key, &request).await })
+            .await
+            .map_err(|e| Error::internal(format!("the checkout task failed: {e}")))?
+    }
+
+    async fn place_to_the_end(&self, user: Uuid, key: &str, request: &CheckoutRequest) -> Result<Placed> {
         validate_key(key)?;
         let request = validate(request)?;
         let hash = request_hash(&request);
@@ -242,7 +258,7 @@ impl<'a> Checkout<'a> {
                 self.release(token).await;
                 return Err(match outcome {
                     Err(err) => err.into(),
-                    Ok(_) => Error::internal("checkout claim was recovered while the checkout ran"),
+                    Ok(_) => timed_out(),
                 });
             }
         }
@@ -338,7 +354,7 @@ impl<'a> Checkout<'a> {
         if !store(&mut tx, user, key, order.id, &Outcome::Placed(placed.clone())).await.map_err(Committed::No)? {
             // Recovery took this claim for a dead process's: this attempt
             // lost its reservation and must not become an order.
-            return Err(Committed::No(Error::internal("checkout claim was recovered while the checkout ran")));
+            return Err(Committed::No(timed_out()));
         }
         self.shop.flash().take_in(&mut tx, holds).await.map_err(Committed::No)?;
         fault::point("before_commit");
@@ -660,6 +676,14 @@ impl Outcome {
 }
 
 /// Conflict codes are `&'static str`; stored ones map back to the known set.
+/// Recovery took this attempt's claim: it ran longer than
+/// `MERCATO_CHECKOUT_RECOVERY_SECS`, so recovery voided its authorization
+/// and released its units as if its process had died. The customer may
+/// send it again (the key is free once recovery is done).
+fn timed_out() -> Error {
+    refusal("checkout_timed_out", "this checkout took too long and was undone, nothing was charged; please send it again", None)
+}
+
 fn static_code(code: &str) -> &'static str {
     ["out_of_stock", "price_changed", "cart_empty"].into_iter().find(|c| *c == code).unwrap_or("conflict")
 }

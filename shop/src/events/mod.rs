@@ -58,7 +58,9 @@ impl Topic {
     /// The topic an event type belongs to, from its first word.
     pub fn of(event_type: &str) -> Option<Topic> {
         match event_type.split('.').next()? {
-            "order" => Some(Topic::Orders),
+            // A flash sale's promotion is the first step of its customer's
+            // order, and is emailed by the order topic's notifier.
+            "order" | "flash" => Some(Topic::Orders),
             "stock" | "sku" => Some(Topic::Inventory),
             "payment" => Some(Topic::Payments),
             _ => None,

@@ -83,7 +83,7 @@ impl Default for Settings {
             requests_per_sec: 5,
             tick: Duration::from_millis(250),
             confirm_grace: Duration::from_secs(30),
-            confirm_concurrency: 4,
+            confirm_concurrency: 8,
         }
     }
 }
@@ -645,8 +645,11 @@ impl<'a> Flash<'a> {
     }
 
     /// Tells promoted customers: their hold goes into their cart (their
-    /// `/me` then says `reserved`). A cart write that fails is repaired by
-    /// their next look at `/me`.
+    /// `/me` then says `reserved`), and a `flash.promoted` event into the
+    /// outbox, which the notifier turns into an email. A cart write that
+    /// fails is repaired by their next look at `/me`; an event that cannot
+    /// be written (PostgreSQL down at that moment, or the process dying
+    /// right after the script) costs that customer the email, not the unit.
     async fn promoted(&self, sale: Uuid, promoted: &[Promotion]) {
         if promoted.is_empty() {
             return;
@@ -661,16 +664,29 @@ impl<'a> Flash<'a> {
             if let Err(err) = self.shop.cart().put_flash_hold(p.user, &hold).await {
                 tracing::warn!(%sale, user = %p.user, error = %err, "promoted hold not put in the cart; /me will");
             }
+            if let Err(err) = self.record_promotion(&hold, p.user).await {
+                tracing::warn!(%sale, user = %p.user, error = %err, "promoted customer not emailed: the event was not recorded");
+            }
         }
+    }
+
+    async fn record_promotion(&self, hold: &FlashHold, user: Uuid) -> Result<()> {
+        let payload = json!({
+            "user_id": user, "sale_id": hold.sale_id, "sku_id": hold.sku_id, "token": hold.token,
+            "quantity": hold.quantity, "unit_cents": hold.unit_cents, "pay_by": rfc3339(from_ms(hold.pay_by_ms)),
+        });
+        let mut conn = self.shop.db.acquire().await?;
+        crate::events::record(&mut conn, "flash_sale", hold.sale_id, "flash.promoted", payload).await?;
+        Ok(())
     }
 
     // ----- checkout's side -----
 
     /// Confirms the cart's flash holds into the order being written in
-    /// `tx`: each hold stops expiring (Redis: confirming), its outcome is
-    /// recorded (the arbiter against the sweeper), and its units move from
-    /// the sale's set-aside into `reserved`. Call [`Flash::finish`] once
-    /// `tx` has committed. A hold that ran out is `reservation_expired`.
+    /// `tx`: each hold stops expiring (Redis: confirming) and its outcome is
+    /// recorded (the arbiter against the sweeper); [`Flash::take_in`] then
+    /// moves the units, last. Call [`Flash::finish`] once `tx` has
+    /// committed. A hold that ran out is `reservation_expired`.
     pub async fn confirm_in(&self, tx: &mut PgConnection, user: Uuid, order_id: Uuid, holds: &[FlashHold]) -> Result<()> {
         for hold in holds {
             let reply: Vec<String> = self

@@ -1,6 +1,7 @@
 //! Notifications: the customer's emails about their order (placed, shipped,
-//! delivered, cancelled, refunded), sent over SMTP when the order's event
-//! arrives from the order-events topic. `server::workers` drives
+//! delivered, cancelled, refunded) and about a flash sale unit that came to
+//! them from the waitlist (promoted), sent over SMTP when the event arrives
+//! from the order-events topic. `server::workers` drives
 //! [`Notifier::handle`] as the `notifications` consumer group.
 //!
 //! Once per event, as far as SMTP allows. A mail server cannot take part in
@@ -43,7 +44,7 @@ pub fn message_id(event_id: Uuid) -> String {
     format!("<{event_id}@{MESSAGE_ID_DOMAIN}>")
 }
 
-/// The order events that email the customer.
+/// The events that email the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Placed,
@@ -51,6 +52,8 @@ pub enum Kind {
     Delivered,
     Cancelled,
     Refunded,
+    /// A flash sale's waitlist gave the customer a unit to pay for.
+    Promoted,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             "order.delivered" => Kind::Delivered,
             "order.cancelled" => Kind::Cancelled,
             "order.refunded" => Kind::Refunded,
+            "flash.promoted" => Kind::Promoted,
             _ => return None,
         })
     }
@@ -74,11 +78,15 @@ impl Kind {
             Kind::Delivered => (include_str!("templates/delivered.txt"), include_str!("templates/delivered.html")),
             Kind::Cancelled => (include_str!("templates/cancelled.txt"), include_str!("templates/cancelled.html")),
             Kind::Refunded => (include_str!("templates/refunded.txt"), include_str!("templates/refunded.html")),
+            Kind::Promoted => (include_str!("templates/promoted.txt"), include_str!("templates/promoted.html")),
         }
     }
 
+    /// The subject line; `order_id` is the event's aggregate (a promotion's
+    /// is its sale, which the subject does not name).
     pub fn subject(self, order_id: Uuid) -> String {
         match self {
+            Kind::Promoted => "A flash sale unit is waiting for you: pay before it goes to the next in line".to_owned(),
             Kind::Placed => format!("Your Mercato order {order_id} is placed"),
             Kind::Shipped => format!("Your Mercato order {order_id} has shipped"),
             Kind::Delivered => format!("Your Mercato order {order_id} has been delivered"),
@@ -203,11 +211,33 @@ impl Notifier {
     }
 
     /// The email `event` calls for, or none (not an emailing event, or the
-    /// order or its customer is gone).
+    /// order, the SKU or the customer is gone).
     pub async fn compose(&self, event: &Event) -> Result<Option<Email>> {
         let Some(kind) = Kind::of(&event.event_type) else {
             return Ok(None);
         };
+        let found = match kind {
+            Kind::Promoted => self.promotion(event).await?,
+            _ => self.order_content(event, kind).await?,
+        };
+        let Some((customer, content)) = found else {
+            return Ok(None);
+        };
+        let (text, html) = render(kind, &content);
+        Ok(Some(Email {
+            event_id: event.id,
+            kind,
+            to: customer.email,
+            to_name: customer.name,
+            subject: kind.subject(event.aggregate_id),
+            text,
+            html,
+            date: event.occurred_at,
+        }))
+    }
+
+    /// An order event's customer and what their email says.
+    async fn order_content(&self, event: &Event, kind: Kind) -> Result<Option<(model::account::User, Content)>> {
         let order_id = event.aggregate_id;
         let orders = self.shop.orders();
         let Some(recipient) = orders.recipient(order_id).await? else {
@@ -236,18 +266,43 @@ impl Notifier {
             currency: order.currency,
             address: address_lines(&recipient.shipping_address),
             tracking,
+            pay_by: None,
         };
-        let (text, html) = render(kind, &content);
-        Ok(Some(Email {
-            event_id: event.id,
-            kind,
-            to: customer.email,
-            to_name: customer.name,
-            subject: kind.subject(order_id),
-            text,
-            html,
-            date: event.occurred_at,
-        }))
+        Ok(Some((customer, content)))
+    }
+
+    /// A promotion's customer and what their email says: the unit, its sale
+    /// price and when the hold runs out, all from the event (what was
+    /// promoted), the title from the catalog.
+    async fn promotion(&self, event: &Event) -> Result<Option<(model::account::User, Content)>> {
+        let p = &event.payload;
+        let uuid = |key: &str| p.get(key).and_then(|v| v.as_str()).and_then(|v| Uuid::try_parse(v).ok());
+        let pay_by = p.get("pay_by").and_then(|v| v.as_str()).and_then(|v| DateTime::parse_from_rfc3339(v).ok());
+        let (Some(user_id), Some(sku_id), Some(quantity), Some(unit_cents), Some(pay_by)) =
+            (uuid("user_id"), uuid("sku_id"), p.get("quantity").and_then(|v| v.as_u64()), p.get("unit_cents").and_then(|v| v.as_i64()), pay_by)
+        else {
+            return Err(Error::internal(format!("flash.promoted event {} lacks user_id, sku_id, quantity, unit_cents or pay_by", event.id)));
+        };
+        let Some(customer) = self.shop.accounts().user(user_id).await? else {
+            tracing::warn!(event = %event.id, user = %user_id, "the promoted customer is gone: no email");
+            return Ok(None);
+        };
+        let Some(sku) = self.shop.catalog().sku_details(&[sku_id]).await?.remove(&sku_id) else {
+            tracing::warn!(event = %event.id, sku = %sku_id, "the promoted SKU is gone: no email");
+            return Ok(None);
+        };
+        let quantity = quantity.min(u64::from(u32::MAX)) as u32;
+        let content = Content {
+            name: customer.name.clone(),
+            order_id: Uuid::nil(),
+            items: vec![OrderItem { sku_id, product_id: sku.product_id, title: sku.title, quantity, unit_cents }],
+            total_cents: unit_cents * i64::from(quantity),
+            currency: sku.currency,
+            address: Vec::new(),
+            tracking: Vec::new(),
+            pay_by: Some(pay_by.with_timezone(&Utc)),
+        };
+        Ok(Some((customer, content)))
     }
 
     /// Hands `email` to the SMTP server. Not once-only by itself: callers
@@ -288,6 +343,8 @@ pub struct Content {
     pub address: Vec<String>,
     /// One per parcel; empty when not known (yet).
     pub tracking: Vec<Tracking>,
+    /// When a promoted customer's hold runs out.
+    pub pay_by: Option<DateTime<Utc>>,
 }
 
 /// (plain text, HTML) for `kind`. Every value is escaped in the HTML part;
@@ -310,6 +367,7 @@ pub fn render(kind: Kind, content: &Content) -> (String, String) {
         ("total", Slot::Text(money(content.total_cents, &content.currency))),
         ("address", Slot::Lines(content.address.clone())),
         ("tracking", Slot::Lines(tracking)),
+        ("pay_by", Slot::Text(content.pay_by.map(|t| t.format("%H:%M UTC on %-d %B %Y").to_string()).unwrap_or_default())),
     ];
     let (text, html) = kind.templates();
     (fill(text, &vars, false), fill(html, &vars, true))
@@ -414,6 +472,7 @@ mod tests {
             currency: "EUR".into(),
             address: vec!["Ada".into(), "12 St James's Square".into(), "SW1Y 4JH London".into(), "GB".into()],
             tracking: vec![Tracking { carrier: "DHL".into(), tracking_number: "JD<01>".into() }],
+            pay_by: Some(DateTime::parse_from_rfc3339("2026-12-02T10:35:00Z").unwrap().with_timezone(&Utc)),
         }
     }
 
@@ -427,6 +486,19 @@ mod tests {
             assert!(!html.contains("{{"), "{kind:?} html: {html}");
             assert!(text.contains("00000000-0000-0000-0000-000000000000"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_promotion_names_the_unit_its_price_and_when_the_hold_runs_out() {
+        let mut plain = content();
+        plain.items[0].title = "Desk lamp".into();
+        let (text, html) = render(Kind::Promoted, &plain);
+        for part in [&text, &html] {
+            assert!(!part.contains("{{"), "{part}");
+            assert!(part.contains("2 × Desk lamp at 12.05 EUR"), "{part}");
+            assert!(part.contains("10:35 UTC on 2 December 2026"), "{part}");
+        }
+        assert_eq!(Kind::of("flash.promoted"), Some(Kind::Promoted));
     }
 
     #[test]
