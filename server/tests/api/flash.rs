@@ -557,3 +557,40 @@ async fn live_figures_stream_as_server_sent_events_and_resume_after_the_last_eve
     assert_eq!(resumed[0].0, first[1].0);
     assert_eq!(resumed[1].0, first[2].0);
 }
+
+/// A customer cancels an order that holds a flash unit and a regular SKU
+/// while the sale runs: the flash unit goes back into the sale and at once
+/// to the head of its line, the regular units to normal stock, all in the
+/// cancel's one transaction.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_cancelled_order_gives_its_flash_unit_to_the_line_and_the_rest_to_stock(db: PgPool) {
+    let s = setup(db, 10).await;
+    let regular: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory WHERE sku_id <> $1 ORDER BY sku_id LIMIT 1")
+        .bind(s.sku)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap();
+    s.app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, regular, 5).await.unwrap();
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customers = s.app.shop.accounts().create_load_test_users(2, "load-test-password").await.unwrap();
+    let (buyer, waiter) = (&customers[0], &customers[1]);
+    wait_open(&s.app, sale).await;
+
+    assert_eq!(buy(&s.app, &s.app.client, buyer, sale, 1).await.0, StatusCode::OK);
+    let (status, waiting) = buy(&s.app, &s.app.client, waiter, sale, 1).await;
+    assert_eq!((status, waiting["position"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{waiting}");
+    let buyer_id = s.app.shop.accounts().authenticate(buyer).await.unwrap().unwrap().id;
+    s.app.shop.cart().add(&shop::cart::Owner::User(buyer_id), regular, 2).await.unwrap();
+    let (status, placed) = checkout(&s.app, buyer, "pm_card_visa").await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(stock(&s.app, regular).await.1, 2, "the regular units are in the order");
+
+    let order = placed["order_id"].as_str().unwrap();
+    let (status, cancelled) = post(&s.app, buyer, &format!("/api/v1/orders/{order}/cancel"), json!({})).await;
+    assert_eq!((status, cancelled["status"].as_str()), (StatusCode::OK, Some("CANCELLED")), "{cancelled}");
+    let (_, promoted) = get(&s.app, Some(waiter), &format!("/api/v1/flash-sales/{sale}/me")).await;
+    assert_eq!((promoted["state"].as_str(), promoted["promoted"].as_bool()), (Some("reserved"), Some(true)), "{promoted}");
+    assert_eq!(stock(&s.app, regular).await, (5, 0, 0, 5), "the regular units are back in normal stock");
+    let (stock_count, reserved, held, _) = stock(&s.app, s.sku).await;
+    assert_eq!((stock_count, reserved, held), (10, 0, 1), "the flash unit is the sale's again, not normal stock");
+}

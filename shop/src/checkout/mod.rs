@@ -102,7 +102,9 @@ impl<'a> Checkout<'a> {
     pub async fn place(&self, user: Uuid, key: &str, request: &CheckoutRequest) -> Result<Placed> {
         let shop = self.shop.clone();
         let (key, request) = (key.to_owned(), request.clone());
-        tokio::spawn(async move { Checkout::new(&shop).place_to_the_end(user, &key, &request).await })
+        // The request's span (its request id) goes with the task.
+        let work = async move { Checkout::new(&shop).place_to_the_end(user, &key, &request).await };
+        tokio::spawn(tracing::Instrument::instrument(work, tracing::Span::current()))
             .await
             .map_err(|e| Error::internal(format!("the checkout task failed: {e}")))?
     }
@@ -877,12 +879,10 @@ impl Checkout<'_> {
             Err(err) => return Err(err),
         }
         // Units bought in a flash sale that is still running go back to
-        // that sale (and its line), not to normal stock.
-        let (to_sale, returned) = self.shop.flash().order_cancelled_in(&mut tx, order_id).await?;
-        let lines = without(lines, &to_sale);
-        self.shop.inventory().unconfirm_in(&mut tx, &lines).await?;
+        // that sale (and its line), the rest to normal stock.
+        let (to_stock, returned) = self.shop.flash().order_cancelled_in(&mut tx, order_id, &lines).await?;
         tx.commit().await?;
-        self.shop.inventory().after_unconfirm(&lines).await;
+        self.shop.inventory().after_unconfirm(&to_stock).await;
         self.shop.flash().after_order_cancelled(&returned).await;
         Ok(())
     }
@@ -911,17 +911,6 @@ impl Checkout<'_> {
         }
         Ok(finished)
     }
-}
-
-/// `lines` less the units of `taken`, per SKU; lines left empty go.
-fn without(mut lines: Vec<Line>, taken: &[Line]) -> Vec<Line> {
-    for t in taken {
-        if let Some(line) = lines.iter_mut().find(|l| l.sku_id == t.sku_id) {
-            line.quantity = line.quantity.saturating_sub(t.quantity);
-        }
-    }
-    lines.retain(|l| l.quantity > 0);
-    lines
 }
 
 fn cancellable_statuses() -> Vec<&'static str> {

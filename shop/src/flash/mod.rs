@@ -732,6 +732,9 @@ impl<'a> Flash<'a> {
     /// right before its COMMIT, so the row locks span one round trip and the
     /// commit, not the whole order's writes.
     pub async fn take_in(&self, tx: &mut PgConnection, holds: &[FlashHold]) -> Result<()> {
+        // In sale order, so two orders of the same sales lock them alike.
+        let mut holds: Vec<&FlashHold> = holds.iter().collect();
+        holds.sort_by_key(|h| h.sale_id);
         for hold in holds {
             self.shop.inventory().take_from_set_aside_in(&mut *tx, hold.sale_id, hold.sku_id, hold.quantity as u32).await?;
         }
@@ -776,28 +779,42 @@ impl<'a> Flash<'a> {
         Ok(reply)
     }
 
-    /// An order is being cancelled in `tx`: units it bought from a sale
-    /// that is still running go back into the sale's set-aside (and to its
-    /// line after commit, through [`Flash::after_order_cancelled`]); the
-    /// lines returned are those the caller must not put back into normal
-    /// stock itself. Units of a sale that is over go to normal stock.
-    pub async fn order_cancelled_in(&self, tx: &mut PgConnection, order_id: Uuid) -> Result<(Vec<Line>, Vec<ReturnedUnits>)> {
-        let rows: Vec<(Uuid, Uuid, Uuid, i32, Uuid, bool)> = sqlx::query_as(
+    /// An order with `lines` is being cancelled in `tx`: units it bought
+    /// from a sale that is still running go back into the sale's set-aside
+    /// (and to its line after commit, through [`Flash::after_order_cancelled`]);
+    /// every other line goes back to normal stock here. Returns the lines
+    /// that went to normal stock (for [`crate::inventory::Inventory::after_unconfirm`])
+    /// and the units returned to sales.
+    ///
+    /// Normal stock first, the sales' rows last and in sale order: the order
+    /// checkout takes the same rows in (its regular lines, then the hot
+    /// rows), so a cancel and a checkout of the same SKUs never wait on
+    /// each other in a cycle.
+    pub async fn order_cancelled_in(&self, tx: &mut PgConnection, order_id: Uuid, lines: &[Line]) -> Result<(Vec<Line>, Vec<ReturnedUnits>)> {
+        let mut rows: Vec<(Uuid, Uuid, i32, Uuid, bool)> = sqlx::query_as(
             "UPDATE flash_outcomes f SET outcome = 'returned', decided_at = now() FROM flash_sales s \
              WHERE f.order_id = $1 AND f.outcome = 'confirmed' AND s.id = f.sale_id \
-             RETURNING f.token, f.sale_id, f.user_id, f.quantity, s.sku_id, (s.status IN ('scheduled', 'live') AND now() < s.ends_at)",
+             RETURNING f.sale_id, f.user_id, f.quantity, s.sku_id, (s.status IN ('scheduled', 'live') AND now() < s.ends_at)",
         )
         .bind(order_id)
         .fetch_all(&mut *tx)
         .await?;
-        let (mut kept, mut returned) = (Vec::new(), Vec::new());
-        for (_, sale, user, quantity, sku, running) in rows {
-            if running && self.shop.inventory().put_back_into_set_aside_in(&mut *tx, sale, sku, quantity as u32).await? {
-                kept.push(Line { sku_id: sku, quantity: quantity as u32 });
+        rows.sort_by_key(|r| r.0);
+        let inventory = self.shop.inventory();
+        let (from_sales, mut to_stock): (Vec<Line>, Vec<Line>) = lines.iter().copied().partition(|l| rows.iter().any(|r| r.3 == l.sku_id));
+        inventory.unconfirm_in(&mut *tx, &to_stock).await?;
+        let mut returned = Vec::new();
+        let mut ended = Vec::new();
+        for (sale, user, quantity, sku, running) in rows {
+            if running && inventory.put_back_into_set_aside_in(&mut *tx, sale, sku, quantity as u32).await? {
                 returned.push(ReturnedUnits { sale, user, quantity: quantity.into() });
+            } else {
+                ended.extend(from_sales.iter().filter(|l| l.sku_id == sku).copied());
             }
         }
-        Ok((kept, returned))
+        inventory.unconfirm_in(&mut *tx, &ended).await?;
+        to_stock.extend(ended);
+        Ok((to_stock, returned))
     }
 
     /// After a cancelled order committed: its units are the sale's again
