@@ -60,6 +60,7 @@ test('two shoppers in a flash sale: the countdown opens it, one buys the last un
   // open page says so by itself.
   await expect(bob.getByTestId('reserved')).toHaveAttribute('data-promoted', 'true', { timeout: 30_000 });
   await expect(bob.getByTestId('promoted')).toBeVisible();
+  await expect(bob.getByTestId('cart-badge')).toHaveText('1');
   await expect(ada.getByTestId('reserved')).toHaveCount(0, { timeout: 10_000 });
   await expect(ada.getByTestId('hold-expired')).toBeVisible();
   await snapshot(bob, 'flash-promoted-375');

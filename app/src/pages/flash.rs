@@ -112,15 +112,19 @@ fn FlashView(data: FlashPage) -> impl IntoView {
         }
     });
     // A hold that disappears without the shopper giving it up ran out of time.
+    // A hold that comes or goes by itself (a promotion from the line, a
+    // window that ran out) is a cart line too: the header's count follows.
     let expired = RwSignal::new(false);
     Effect::new(move |previous: Option<bool>| {
         let held = mine.with(|m| matches!(m, Some(MyFlashState::Reserved { .. })));
         let gone_by_itself = previous == Some(true) && !held && leave.value().with_untracked(|v| v.is_none());
         if gone_by_itself {
             expired.set(true);
-            account.changed();
         } else if held {
             expired.set(false);
+        }
+        if previous.is_some_and(|was| was != held) {
+            account.changed();
         }
         held
     });
