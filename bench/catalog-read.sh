@@ -7,7 +7,11 @@
 #   3. the search API, a mix of plain, typo, prefix and filtered queries.
 # Reports p50/p99, the product cache hit ratio from /metrics, and what
 # PostgreSQL was asked during each phase (pg_stat_database commits).
-# Usage: bench/catalog-read.sh   (PRODUCTS, RATE, DURATION seconds per phase, ZIPF override)
+# Also reports the server's startup time to the first search answered: with
+# MERCATO_SEARCH_DIR set, run it twice to see a rebuild, then a reopen.
+# MERCATO_SEARCH_CACHE=off measures the search mix on the cold path.
+# Usage: bench/catalog-read.sh   (PRODUCTS, RATE, DURATION seconds per phase, ZIPF,
+#        PHASES="product-cold product-warm search" overrides; BUILD=0 skips the build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -26,8 +30,11 @@ export RUST_LOG=warn,shop::search=info
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; redis-cli -u "$REDIS_URL" --scan --pattern "${PREFIX}*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" unlink >/dev/null; rm -rf "$WORK"' EXIT
 
-echo "== build (release)"
-cargo build --release -q -p server -p loadgen
+PHASES=${PHASES:-product-cold product-warm search}
+if [ "${BUILD:-1}" = 1 ]; then
+  echo "== build (release)"
+  cargo build --release -q -p server -p loadgen
+fi
 SERVER_BIN=target/release/server
 LOADGEN=target/release/loadgen
 
@@ -55,11 +62,13 @@ psql "$DATABASE_URL" -tAc "SELECT '/products/' || id FROM products ORDER BY md5(
   echo "/api/v1/products?sort=newest"
 } > "$WORK/search.txt"
 
-echo "== server"
+echo "== server (MERCATO_SEARCH_DIR=${MERCATO_SEARCH_DIR:-unset}, MERCATO_SEARCH_CACHE=${MERCATO_SEARCH_CACHE:-on})"
+started=$(date +%s.%N)
 $SERVER_BIN serve > "$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
-grep -o '"search index built".*' "$WORK/server.log" || true
+for _ in $(seq 1 6000); do curl -sf "http://127.0.0.1:$PORT/api/v1/products?q=lamp" >/dev/null && break; sleep 0.1; done
+echo "   startup to the first search answered: $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')"
+grep -oE 'search index (built|reopened).*' "$WORK/server.log" | sed 's/\x1b\[[0-9;]*m//g' || true
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 commits() { psql "$DATABASE_URL" -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'"; }
@@ -82,12 +91,20 @@ phase() { # label, targets file, extra loadgen args
   echo "   cache: hits=$hits misses=$misses hit_ratio=$ratio | postgres: product_loads=$((l1 - l0)) stock_counter_loads=$((s1 - s0)) transactions=$((c1 - c0))"
 }
 
-echo "== 1. product pages, Zipf($ZIPF), cold cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
-phase product-cold "$WORK/products.txt" --zipf "$ZIPF"
-echo "== cache warm"
-$SERVER_BIN cache-warm
-echo "== 2. product pages, Zipf($ZIPF), warm cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
-phase product-warm "$WORK/products.txt" --zipf "$ZIPF"
-echo "== 3. search API, $RATE req/s for ${SECONDS_PER_PHASE}s"
-phase search "$WORK/search.txt"
+wants() { [[ " $PHASES " == *" $1 "* ]]; }
+if wants product-cold; then
+  echo "== 1. product pages, Zipf($ZIPF), cold cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
+  phase product-cold "$WORK/products.txt" --zipf "$ZIPF"
+fi
+if wants product-warm; then
+  echo "== cache warm"
+  $SERVER_BIN cache-warm
+  echo "== 2. product pages, Zipf($ZIPF), warm cache, $RATE req/s for ${SECONDS_PER_PHASE}s"
+  phase product-warm "$WORK/products.txt" --zipf "$ZIPF"
+fi
+if wants search; then
+  echo "== 3. search API, $RATE req/s for ${SECONDS_PER_PHASE}s"
+  phase search "$WORK/search.txt"
+  echo "   result cache: hits=$(metric mercato_search_cache_hits_total) misses=$(metric mercato_search_cache_misses_total) (whole run)"
+fi
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r)"

@@ -6,6 +6,7 @@ pub mod account;
 pub mod components;
 pub mod pages;
 pub mod routing;
+pub mod seo;
 pub mod server;
 pub mod timer;
 
@@ -37,6 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name=seo::PUBLIC_URL_META content=seo::PublicUrl::current()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -32,10 +32,21 @@ pub struct Config {
     /// Origins allowed to call the API from a browser context (CORS): the
     /// seller desktop app's webview, and nothing else by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// The origin shoppers and crawlers reach the shop at (scheme and host,
+    /// no trailing slash): canonical links, Open Graph URLs, JSON-LD and the
+    /// sitemap are absolute on it.
+    pub public_url: String,
+    /// Products per sitemap page (at most the protocol's 50,000).
+    pub sitemap_page_size: usize,
     /// Add-to-cart requests allowed per second per user (or guest IP).
     pub cart_adds_per_sec: u32,
     /// Meilisearch, when set; otherwise the embedded Tantivy index.
     pub meili_url: Option<String>,
+    /// Where the embedded index is kept between runs (MERCATO_SEARCH_DIR);
+    /// unset: in memory, rebuilt at every start.
+    pub search_dir: Option<std::path::PathBuf>,
+    /// The search result cache (MERCATO_SEARCH_CACHE=on|off).
+    pub search: shop::search::Settings,
     pub meili_key: Option<Secret<String>>,
     /// How long a reservation holds stock before the sweeper returns it.
     pub reservation_ttl: Duration,
@@ -267,9 +278,26 @@ impl Config {
             search_sync_interval: Duration::from_secs(parse_num(&lookup, "MERCATO_SEARCH_SYNC_SECS", 5u64)?.max(1)),
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            public_url: parse_public_url(lookup("MERCATO_PUBLIC_URL"), addr)?,
+            sitemap_page_size: parse_num(&lookup, "MERCATO_SITEMAP_PAGE_SIZE", shop::catalog::sitemap::MAX_PAGE)?
+                .clamp(1, shop::catalog::sitemap::MAX_PAGE),
             cart_adds_per_sec: parse_num(&lookup, "MERCATO_CART_ADDS_PER_SEC", 5u32)?.max(1),
             cors_origins: parse_origins(&get("MERCATO_CORS_ORIGINS", "tauri://localhost"))?,
             meili_url: parse_meili_url(lookup("MEILI_URL"))?,
+            search_dir: lookup("MERCATO_SEARCH_DIR").map(|d| std::path::PathBuf::from(d.trim())),
+            search: shop::search::Settings {
+                result_cache: match get("MERCATO_SEARCH_CACHE", "on").to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    other => {
+                        return Err(ConfigError {
+                            var: "MERCATO_SEARCH_CACHE",
+                            problem: format!("has unknown value {other:?}"),
+                            hint: "use on or off".into(),
+                        })
+                    }
+                },
+            },
             meili_key: lookup("MEILI_KEY").or_else(|| lookup("MEILI_MASTER_KEY")).filter(|k| !k.is_empty()).map(Secret::new),
             reservation_ttl: Duration::from_secs(parse_num(&lookup, "MERCATO_RESERVATION_TTL_SECS", 600u64)?.max(1)),
             sweep_interval: Duration::from_millis(parse_num(&lookup, "MERCATO_SWEEP_INTERVAL_MS", 1000u64)?.max(10)),
@@ -425,6 +453,24 @@ fn parse_meili_url(raw: Option<String>) -> Result<Option<String>, ConfigError> {
     Ok(Some(raw))
 }
 
+/// An origin: `http(s)://host[:port]`, nothing after it. Unset: the
+/// address the server listens on (right for a shop run on one machine).
+fn parse_public_url(raw: Option<String>, addr: SocketAddr) -> Result<String, ConfigError> {
+    let Some(raw) = raw.map(|r| r.trim().trim_end_matches('/').to_owned()).filter(|r| !r.is_empty()) else {
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+        return Ok(format!("http://{host}:{}", addr.port()));
+    };
+    let host = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '@']) => Ok(raw),
+        _ => Err(ConfigError {
+            var: "MERCATO_PUBLIC_URL",
+            problem: format!("`{raw}` is not an origin"),
+            hint: "use scheme and host only, e.g. https://shop.example.com".into(),
+        }),
+    }
+}
+
 fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
     redis::Client::open(raw).map(drop).map_err(|e| ConfigError {
         var: "REDIS_URL",
@@ -515,6 +561,13 @@ mod tests {
         let err = config(&[("MERCATO_MAIL_FROM", "nobody")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_MAIL_FROM");
         assert_eq!(config(&[]).unwrap().mail.smtp_url.expose(), "smtp://127.0.0.1:1025");
+
+        assert_eq!(config(&[]).unwrap().public_url, "http://127.0.0.1:3000");
+        assert_eq!(config(&[("MERCATO_ADDR", "0.0.0.0:8080")]).unwrap().public_url, "http://127.0.0.1:8080");
+        assert_eq!(config(&[("MERCATO_PUBLIC_URL", "https://shop.example/")]).unwrap().public_url, "https://shop.example");
+        for bad in ["shop.example", "https://shop.example/store", "https://", "ftp://shop.example", "https://a.example?x=1"] {
+            assert_eq!(config(&[("MERCATO_PUBLIC_URL", bad)]).unwrap_err().var, "MERCATO_PUBLIC_URL", "{bad}");
+        }
 
         let err = config(&[("MERCATO_ADDR", "localhost")]).unwrap_err();
         assert_eq!(err.var, "MERCATO_ADDR");

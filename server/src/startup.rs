@@ -50,16 +50,31 @@ pub async fn connect_shop(config: &Config) -> Result<shop::Shop, StartupError> {
     Ok(shop::Shop::with_search(db, kv, search).with_inventory_settings(config.inventory_settings())
         .with_payment_settings(config.payment_settings())
         .with_fulfilment_settings(config.fulfilment.clone())
-        .with_flash_settings(config.flash.clone()))
+        .with_flash_settings(config.flash.clone())
+        .with_search_settings(config.search.clone()))
 }
 
-/// Fills the search index from PostgreSQL, so search answers from the first request.
-pub async fn build_search_index(shop: &shop::Shop) -> Result<(), StartupError> {
-    shop.search()
-        .rebuild()
+/// Makes the search index current (reopened and caught up, or built from
+/// PostgreSQL), so search answers from the first request.
+pub async fn build_search_index(shop: &shop::Shop) -> Result<shop::search::StartReport, StartupError> {
+    shop.search().start().await.map_err(|e| StartupError::SearchIndex { reason: one_line(&error_chain(&e)) })
+}
+
+/// Keeps the embedded index on disk under `MERCATO_SEARCH_DIR`, when set.
+/// Not fatal: an index that cannot be opened there (another process of the
+/// same shop holds it, the disk refuses) is built in memory instead.
+async fn keep_index_on_disk(shop: &mut shop::Shop, config: &Config) -> Result<(), StartupError> {
+    let (Some(dir), None) = (&config.search_dir, &config.meili_url) else { return Ok(()) };
+    let installation = shop::db::installation(&shop.db)
         .await
-        .map(|_| ())
-        .map_err(|e| StartupError::SearchIndex { reason: one_line(&error_chain(&e)) })
+        .map_err(|e| StartupError::SearchIndex { reason: one_line(&e) })?;
+    let dir = dir.clone();
+    match tokio::task::spawn_blocking(move || shop::search::tantivy::TantivyBackend::open_in(&dir, installation)).await {
+        Ok(Ok(backend)) => shop.search = std::sync::Arc::new(backend),
+        Ok(Err(err)) => tracing::warn!(error = %err, "search index not kept on disk (MERCATO_SEARCH_DIR); building it in memory"),
+        Err(err) => tracing::warn!(error = %err, "search index not kept on disk; building it in memory"),
+    }
+    Ok(())
 }
 
 /// An error with its causes, for startup messages and dead letters (never
@@ -92,15 +107,15 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let shop = connect_shop(&config).await?;
+        let mut shop = connect_shop(&config).await?;
         migrate(&shop, &config).await?;
+        keep_index_on_disk(&mut shop, &config).await?;
         Self::with_shop(config, shop).await
     }
 
     /// Binds around an already connected shop (tests hand in their own database).
     pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
-        let index_built_at = chrono::Utc::now() - chrono::Duration::seconds(5);
-        build_search_index(&shop).await?;
+        let index_built_at = build_search_index(&shop).await?.complete_up_to - chrono::Duration::seconds(5);
         // Stock counters up front, so the first shoppers (or a flash sale's
         // opening second) do not pay for cold loads. Not fatal: counters
         // also load on demand.

@@ -50,3 +50,9 @@ pub async fn connect_with_timeouts(options: PgConnectOptions, max_connections: u
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
+
+/// This database's own id (one row, made by the migrations): outside state
+/// built from the database names it, so it never outlives the database.
+pub async fn installation(pool: &PgPool) -> Result<uuid::Uuid, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM installation").fetch_one(pool).await
+}

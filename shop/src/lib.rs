@@ -37,6 +37,7 @@ pub struct Shop {
     pub db: PgPool,
     pub kv: kv::Kv,
     pub search: Arc<dyn search::SearchBackend>,
+    pub search_settings: Arc<search::Settings>,
     pub stats: Arc<stats::Stats>,
     /// Inventory settings and the Redis circuit breaker of this process.
     pub inventory_rt: Arc<inventory::Runtime>,
@@ -62,6 +63,7 @@ impl Shop {
             db,
             kv,
             search,
+            search_settings: Arc::new(search::Settings::default()),
             stats: Arc::new(stats::Stats::default()),
             inventory_rt: Arc::new(inventory::Runtime::new(inventory::Settings::default())),
             payments_rt: Arc::new(payments::Runtime::new(payments::Settings::default())),
@@ -69,6 +71,11 @@ impl Shop {
             fulfilment_settings: Arc::new(fulfilment::Settings::default()),
             flash_rt: Arc::new(flash::Runtime::new(flash::Settings::default())),
         }
+    }
+
+    pub fn with_search_settings(mut self, settings: search::Settings) -> Self {
+        self.search_settings = Arc::new(settings);
+        self
     }
 
     /// The same shop with other sign-in limits or Argon2 budget.

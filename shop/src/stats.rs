@@ -12,6 +12,9 @@ pub struct Stats {
     pub product_cache_misses: AtomicU64,
     /// Product rows PostgreSQL was asked for (equals misses when the cache works).
     pub product_db_loads: AtomicU64,
+    /// Search requests answered from the result cache, and those that asked the index.
+    pub search_cache_hits: AtomicU64,
+    pub search_cache_misses: AtomicU64,
     /// Redis failures the catalog rode out by reading PostgreSQL directly.
     pub cache_errors: AtomicU64,
     /// Inventory counters loaded from PostgreSQL into Redis.

@@ -94,6 +94,11 @@ fn run() -> Result {
             serve.env(var, ms);
         }
     }
+    // The embedded index is kept between runs, so a restart reopens it
+    // instead of rebuilding; the caller's own MERCATO_SEARCH_DIR wins.
+    if std::env::var_os("MERCATO_SEARCH_DIR").is_none() {
+        serve.env("MERCATO_SEARCH_DIR", root.join("target/search-index"));
+    }
     match &meili {
         Some(meili) => meili.apply(&mut serve),
         // Asked for the embedded index: a MEILI_URL in the environment must not override it.

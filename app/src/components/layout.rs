@@ -47,6 +47,7 @@ fn SearchBox() -> impl IntoView {
         typed.set(event_target_value(&ev));
         open.set(true);
     };
+    let expanded = move || open.get() && suggestions.get().is_some_and(|list| !list.is_empty());
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
         if ev.key() == "Escape" {
             open.set(false);
@@ -64,7 +65,11 @@ fn SearchBox() -> impl IntoView {
                 <input id="site-search" name="q" type="search" autocomplete="off"
                     placeholder="Search products, brands and categories"
                     prop:value=move || query.read().get("q").unwrap_or_default()
-                    aria-controls="search-suggestions" aria-autocomplete="list"
+                    role="combobox" aria-autocomplete="list"
+                    // The list exists only while it shows: pointing at it
+                    // otherwise names an element that is not there.
+                    aria-expanded=move || expanded().to_string()
+                    aria-controls=move || expanded().then_some("search-suggestions")
                     on:input=on_input
                     class="input pl-10 pr-24"/>
                 <button type="submit" class="btn-primary absolute inset-y-1 right-1 px-4 text-sm">"Search"</button>

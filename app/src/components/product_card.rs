@@ -4,8 +4,10 @@ use model::{format_price, ProductSummary};
 use super::rating::RatingStars;
 
 /// A product tile in a grid: image, brand, title, rating and "from" price.
+/// `eager`: the card is in the first screenful, so its image must not wait
+/// for layout (a lazy image there delays the page's largest paint).
 #[component]
-pub fn ProductCard(product: ProductSummary) -> impl IntoView {
+pub fn ProductCard(product: ProductSummary, #[prop(optional)] eager: bool) -> impl IntoView {
     let href = format!("/products/{}", product.id);
     let price = format_price(product.price_cents, &product.currency);
     let tint = tint_for(&product.category_slug);
@@ -15,7 +17,8 @@ pub fn ProductCard(product: ProductSummary) -> impl IntoView {
             <a href=href.clone() class="block" tabindex="-1" aria-hidden="true">
                 {match image {
                     Some(img) => view! {
-                        <img src=img.url alt="" width=img.width height=img.height loading="lazy" decoding="async"
+                        <img src=img.url alt="" width=img.width height=img.height
+                            loading=if eager { "eager" } else { "lazy" } decoding="async"
                             class="aspect-square w-full bg-line/40 object-cover transition group-hover:opacity-90"/>
                     }.into_any(),
                     None => view! { <div class=format!("aspect-square w-full {tint}")></div> }.into_any(),
@@ -49,9 +52,14 @@ pub fn tint_for(slug: &str) -> &'static str {
     TINTS[hash % TINTS.len()]
 }
 
-/// A grid of product cards, or a friendly empty state.
+/// Cards that fit the first screenful on a phone (two rows of two) or a
+/// desktop (one row of four): their images load at once, the rest lazily.
+const FIRST_SCREEN: usize = 4;
+
+/// A grid of product cards, or a friendly empty state. `below_fold`: the
+/// grid starts below the first screenful, so every image loads lazily.
 #[component]
-pub fn ProductGrid(products: Vec<ProductSummary>, #[prop(into)] empty: String) -> impl IntoView {
+pub fn ProductGrid(products: Vec<ProductSummary>, #[prop(into)] empty: String, #[prop(optional)] below_fold: bool) -> impl IntoView {
     if products.is_empty() {
         return view! {
             <div class="card p-10 text-center" data-testid="empty-results">
@@ -63,7 +71,7 @@ pub fn ProductGrid(products: Vec<ProductSummary>, #[prop(into)] empty: String) -
     }
     view! {
         <div class="grid grid-cols-2 gap-4 md:grid-cols-3 xl:grid-cols-4" data-testid="product-grid">
-            {products.into_iter().map(|p| view! { <ProductCard product=p/> }).collect_view()}
+            {products.into_iter().enumerate().map(|(i, p)| view! { <ProductCard product=p eager=!below_fold && i < FIRST_SCREEN/> }).collect_view()}
         </div>
     }
     .into_any()

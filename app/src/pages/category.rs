@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::{Link, Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{BrowsePage, Facets, SearchParams};
 
@@ -9,6 +9,7 @@ use crate::components::product_card::ProductGrid;
 use crate::pages::not_found::NotFound;
 use crate::pages::search::listing_view;
 use crate::routing::query_pairs;
+use crate::seo::PublicUrl;
 use crate::server::get_category;
 
 /// `/c/{category_slug}`: a category's products, filtered and sorted, one
@@ -48,8 +49,16 @@ fn CategoryView(data: BrowsePage, params: SearchParams) -> impl IntoView {
         "Shop {} at Mercato: {} products from independent sellers, with fast delivery and free returns.",
         data.category.name, data.category.product_count
     );
+    // Filtered views are the same products again: they point at the plain
+    // category; later pages of it are pages of their own.
+    let canonical = PublicUrl::absolute(&match &params.cursor {
+        Some(cursor) => href(&path, &SearchParams { cursor: Some(cursor.clone()), ..SearchParams::default() }),
+        None => path.clone(),
+    });
     view! {
         <Title text=data.category.name.clone()/>
+        <Link rel="canonical" href=canonical.clone()/>
+        <Meta property="og:url" content=canonical/>
         <Meta name="description" content=description.clone()/>
         <Meta property="og:title" content=data.category.name.clone()/>
         <Meta property="og:description" content=description/>

@@ -1,9 +1,10 @@
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::{Link, Meta, Title};
 
 use crate::components::error_view::SectionError;
 use crate::components::icons::PerkIcon;
 use crate::components::product_card::{tint_for, ProductGrid};
+use crate::seo::PublicUrl;
 use crate::server::get_home;
 
 #[component]
@@ -12,6 +13,8 @@ pub fn HomePage() -> impl IntoView {
 
     view! {
         <Title text=""/>
+        <Link rel="canonical" href=PublicUrl::absolute("/")/>
+        <Meta property="og:url" content=PublicUrl::absolute("/")/>
         <Meta name="description" content="Mercato: independent sellers, one trusted checkout. Shop electronics, home, fashion and more."/>
         <Hero/>
         <Perks/>
@@ -27,7 +30,7 @@ pub fn HomePage() -> impl IntoView {
                                         <a href=format!("/c/{}", c.slug)
                                             class=format!("card flex h-full flex-col justify-between gap-3 p-4 hover:shadow-md {}", tint_for(&c.slug))>
                                             <span class="font-semibold">{c.name}</span>
-                                            <span class="text-sm opacity-80">{format!("{} products", c.product_count)}</span>
+                                            <span class="text-sm">{format!("{} products", c.product_count)}</span>
                                         </a>
                                     </li>
                                 }).collect_view()}
@@ -48,7 +51,7 @@ pub fn HomePage() -> impl IntoView {
                                 <a href="/search?sort=rating&in_stock=true" class="link text-sm">"See all"</a>
                             </div>
                             <div class="mt-6">
-                                <ProductGrid products=data.top_rated empty="Nothing rated yet."/>
+                                <ProductGrid products=data.top_rated empty="Nothing rated yet." below_fold=true/>
                             </div>
                         </section>
                     })

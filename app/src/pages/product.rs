@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::{Link, Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{format_price, Availability, Product, ReviewPage, SkuStock};
 use uuid::Uuid;
@@ -8,6 +8,7 @@ use crate::components::error_view::SectionError;
 use crate::components::rating::RatingStars;
 use crate::pages::not_found::NotFound;
 use crate::pages::reviews::{reviews_resource, ProductReviews};
+use crate::seo::{decimal_amount, product_json_ld, JsonLd, PublicUrl};
 use crate::server::{get_product, get_stock, PageResult};
 
 /// `/products/{product_id}`: gallery, variants, live stock, details.
@@ -73,7 +74,10 @@ fn ProductView(product: Product, reviews: Resource<Result<PageResult<ReviewPage>
 
     let p = product.get_value();
     let description: String = p.description.chars().take(155).collect();
-    let og_image = p.images.first().map(|i| i.url.clone()).unwrap_or_default();
+    let origin = PublicUrl::current();
+    let canonical = format!("{origin}/products/{}", p.id);
+    let og_image = p.images.first().map(|i| PublicUrl::absolute(&i.url)).unwrap_or_default();
+    let json_ld = product_json_ld(&origin, &p);
     let from_price = p.skus.iter().map(|s| s.price_cents).min().unwrap_or(0);
     let currency = p.skus.first().map(|s| s.currency.clone()).unwrap_or_else(|| "EUR".into());
     let sku_link = move |sku: Uuid| format!("?sku={}", sku);
@@ -85,13 +89,16 @@ fn ProductView(product: Product, reviews: Resource<Result<PageResult<ReviewPage>
     view! {
         <Title text=p.title.clone()/>
         <Meta name="description" content=description.clone()/>
+        <Link rel="canonical" href=canonical.clone()/>
         <Meta property="og:type" content="product"/>
+        <Meta property="og:url" content=canonical/>
         <Meta property="og:title" content=p.title.clone()/>
         <Meta property="og:description" content=description/>
         <Meta property="og:image" content=og_image/>
-        <Meta property="product:price:amount" content=format!("{}.{:02}", from_price / 100, from_price % 100)/>
+        <Meta property="product:price:amount" content=decimal_amount(from_price)/>
         <Meta property="product:price:currency" content=currency.clone()/>
         <div class="page-section" data-testid="product-page">
+            <JsonLd data=json_ld/>
             <nav aria-label="Breadcrumb" class="text-sm text-muted">
                 <a href="/" class="link">"Home"</a>
                 {p.department.clone().map(|d| view! { " / " <a href=format!("/c/{}", d.slug) class="link">{d.name}</a> })}
@@ -101,7 +108,7 @@ fn ProductView(product: Product, reviews: Resource<Result<PageResult<ReviewPage>
                 {view! { <section aria-label="Images" data-testid="gallery">
                     <div class="card overflow-hidden">
                         {move || product.with_value(|p| p.images.get(image_index.get()).cloned()).map(|img| view! {
-                            <img src=img.url alt=img.alt width=img.width height=img.height
+                            <img src=img.url alt=img.alt width=img.width height=img.height fetchpriority="high"
                                 class="aspect-square w-full object-cover" data-testid="main-image"/>
                         })}
                     </div>
@@ -161,7 +168,7 @@ fn ProductView(product: Product, reviews: Resource<Result<PageResult<ReviewPage>
                                                     else { format!("{base} bg-white text-ink ring-line hover:ring-brand-500") }
                                                 }>
                                                 <span class:line-through=sold_out>{label}</span>
-                                                <span class="opacity-80">{format_price(sku.price_cents, &sku.currency)}</span>
+                                                <span>{format_price(sku.price_cents, &sku.currency)}</span>
                                             </a>
                                         </li>
                                     }

@@ -9,6 +9,10 @@
 //! counts from when the request was due, so a stalled server shows up as
 //! latency instead of silently lowering the rate. Prints one JSON line.
 //!
+//! With `--connections N` it is closed loop instead: N connections each send
+//! their next request as soon as the last is answered, for S seconds, and
+//! the report's rate is what the server sustained (latency from each send).
+//!
 //! `loadgen flash …` is a flash sale's shoppers instead (see `flash.rs`).
 
 mod flash;
@@ -27,6 +31,7 @@ struct Args {
     tokens: Vec<String>,
     idempotency: bool,
     accept: Vec<u16>,
+    connections: Option<usize>,
 }
 
 fn lines(file: &str) -> Result<Vec<String>, String> {
@@ -45,7 +50,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut base, mut rate, mut seconds, mut file, mut zipf, mut label) =
         (None, 200.0, 30.0, None, None, String::from("run"));
     let (mut post, mut tokens_file) = (None, None);
-    let (mut idempotency, mut accept) = (false, Vec::<u16>::new());
+    let (mut idempotency, mut accept, mut connections) = (false, Vec::<u16>::new(), None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -62,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             // A non-2xx status that is an expected answer (e.g. 409 sold out),
             // timed and counted rather than reported as an error.
             "--accept" => accept.push(value()?.parse().map_err(|_| "--accept: a status code")?),
+            "--connections" => connections = Some(value()?.parse().map_err(|_| "--connections: a number")?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -74,7 +80,7 @@ fn parse_args() -> Result<Args, String> {
     if targets.is_empty() {
         return Err(format!("{file} lists no paths"));
     }
-    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label, post, tokens, idempotency, accept })
+    Ok(Args { base: base.ok_or("--base URL is required")?, rate, seconds, targets, zipf, label, post, tokens, idempotency, accept, connections })
 }
 
 /// xorshift64*: deterministic, dependency-free.
@@ -145,6 +151,9 @@ async fn main() {
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client");
+    if let Some(connections) = args.connections {
+        return closed_loop(&args, client, connections.max(1)).await;
+    }
     let picker = Picker::new(args.targets.len(), args.zipf);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let total = (args.rate * args.seconds).round() as usize;
@@ -212,6 +221,74 @@ async fn main() {
         "p99_ms": percentile(&lat, 99.0),
         "max_ms": lat.last().copied().unwrap_or(f64::NAN),
         "statuses": statuses.lock().unwrap().iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+    });
+    println!("{report}");
+    for e in errors.iter().take(5) {
+        eprintln!("loadgen: error: {e}");
+    }
+}
+
+/// `--connections N`: N request loops back to back for the run's seconds
+/// (GETs of the targets, picked as in the open loop).
+async fn closed_loop(args: &Args, client: reqwest::Client, connections: usize) {
+    let picker = Arc::new(Picker::new(args.targets.len(), args.zipf));
+    let targets = Arc::new(args.targets.clone());
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let started = Instant::now();
+    let mut loops = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let (client, picker, targets, base) = (client.clone(), picker.clone(), targets.clone(), args.base.clone());
+        loops.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1) << 32));
+            let (mut latencies, mut errors, mut statuses) = (Vec::new(), Vec::new(), std::collections::BTreeMap::<u16, u64>::new());
+            while Instant::now() < deadline {
+                let target = &targets[picker.pick(&mut rng)];
+                let sent = Instant::now();
+                let result = async {
+                    let response = client.get(format!("{base}{target}")).send().await?;
+                    let status = response.status();
+                    response.bytes().await?;
+                    Ok::<_, reqwest::Error>(status)
+                }
+                .await;
+                let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                match result {
+                    Ok(status) => {
+                        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+                        if status.is_success() {
+                            latencies.push(ms);
+                        } else {
+                            errors.push(format!("{status} {target}"));
+                        }
+                    }
+                    Err(e) => errors.push(format!("{e} {target}")),
+                }
+            }
+            (latencies, errors, statuses)
+        }));
+    }
+    let (mut lat, mut errors, mut statuses) = (Vec::new(), Vec::new(), std::collections::BTreeMap::<u16, u64>::new());
+    for l in loops {
+        let (l, e, s) = l.await.expect("a request loop");
+        lat.extend(l);
+        errors.extend(e);
+        for (k, v) in s {
+            *statuses.entry(k).or_insert(0) += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let report = serde_json::json!({
+        "label": args.label,
+        "connections": connections,
+        "achieved_rate": (lat.len() + errors.len()) as f64 / elapsed,
+        "requests": lat.len() + errors.len(),
+        "errors": errors.len(),
+        "p50_ms": percentile(&lat, 50.0),
+        "p90_ms": percentile(&lat, 90.0),
+        "p99_ms": percentile(&lat, 99.0),
+        "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+        "statuses": statuses.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<String, serde_json::Value>>(),
     });
     println!("{report}");
     for e in errors.iter().take(5) {

@@ -77,6 +77,8 @@ pub fn policy_for(path: &str) -> Option<Policy> {
         page("public, max-age=30")
     } else if path.starts_with("/api/v1/search/") {
         shared("public, max-age=30")
+    } else if path == "/robots.txt" || path == "/sitemap.xml" || path.starts_with("/sitemaps/") {
+        shared("public, max-age=3600")
     } else if path.starts_with("/images/") {
         shared(IMMUTABLE)
     } else {

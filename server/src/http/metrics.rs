@@ -134,10 +134,12 @@ impl Metrics {
         );
         let breaker_trips = Counter::default();
         registry.register("inventory_redis_breaker_trips", "Times inventory's Redis circuit breaker opened", breaker_trips.clone());
-        let mirrors: [(&str, &str, ShopCounter); 9] = [
+        let mirrors: [(&str, &str, ShopCounter); 11] = [
             ("product_cache_hits", "product:{id} reads answered by Redis", |s| shop::stats::Stats::get(&s.product_cache_hits)),
             ("product_cache_misses", "product:{id} reads that went to PostgreSQL", |s| shop::stats::Stats::get(&s.product_cache_misses)),
             ("product_db_loads", "Product records loaded from PostgreSQL", |s| shop::stats::Stats::get(&s.product_db_loads)),
+            ("search_cache_hits", "Search requests answered from the result cache", |s| shop::stats::Stats::get(&s.search_cache_hits)),
+            ("search_cache_misses", "Search requests that asked the index", |s| shop::stats::Stats::get(&s.search_cache_misses)),
             ("cache_errors", "Redis failures the catalog rode out by reading PostgreSQL", |s| shop::stats::Stats::get(&s.cache_errors)),
             ("stock_counter_loads", "Inventory counters loaded from PostgreSQL into Redis", |s| shop::stats::Stats::get(&s.stock_counter_loads)),
             ("inventory_expired_reservations", "Expired reservations whose units the sweeper returned to stock", |s| shop::stats::Stats::get(&s.inventory.expired_returned)),

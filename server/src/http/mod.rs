@@ -10,6 +10,7 @@ pub mod health;
 pub mod images;
 pub mod layers;
 pub mod metrics;
+pub mod seo;
 pub mod server_fns;
 
 use axum::routing::get;
@@ -22,9 +23,11 @@ pub fn router(state: AppState) -> Router {
     let leptos_routes = generate_route_list(app::App);
     let shop_for_ssr = state.shop.clone();
     let cart_limit = app::server::account::CartLimit(state.config.cart_adds_per_sec);
+    let public_url = app::seo::PublicUrl(state.config.public_url.clone());
     let provide_shop = move || {
         leptos::prelude::provide_context(shop_for_ssr.clone());
         leptos::prelude::provide_context(cart_limit);
+        leptos::prelude::provide_context(public_url.clone());
     };
     let options = state.leptos.clone();
 
@@ -32,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .route("/robots.txt", get(seo::robots))
+        .route("/sitemap.xml", get(seo::index))
+        .route("/sitemaps/{file}", get(seo::page))
         .route("/images/products/{product_id}/{version}/{file}", get(images::product_image))
         .merge(api::router())
         .leptos_routes_with_context(&state, leptos_routes, provide_shop.clone(), {

@@ -58,7 +58,22 @@ impl TestApp {
         Self::boot_adjusted(db, redis_url, seed, |shop| shop).await
     }
 
+    /// Like [`TestApp::spawn_seeded`], with the server's configuration changed first.
+    pub async fn spawn_seeded_configured(db: PgPool, products: usize, configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::boot_with(db, &redis_url(), Some(products), |shop| shop, configure).await
+    }
+
     async fn boot_adjusted(db: PgPool, redis_url: &str, seed: Option<usize>, adjust: impl FnOnce(shop::Shop) -> shop::Shop) -> TestApp {
+        Self::boot_with(db, redis_url, seed, adjust, |_| {}).await
+    }
+
+    async fn boot_with(
+        db: PgPool,
+        redis_url: &str,
+        seed: Option<usize>,
+        adjust: impl FnOnce(shop::Shop) -> shop::Shop,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         init_tracing();
         let redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let mut config = Config::from_lookup(|key| match key {
@@ -70,6 +85,7 @@ impl TestApp {
         .expect("test configuration is valid");
         config.shutdown_grace = Duration::from_secs(1);
         config.search_sync_interval = Duration::from_secs(1);
+        configure(&mut config);
 
         let kv = shop::kv::Kv::connect(redis_url, redis_prefix.clone())
             .await

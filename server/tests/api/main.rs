@@ -28,3 +28,4 @@ mod notifications;
 mod analytics;
 mod reviews;
 mod flash;
+mod seo;

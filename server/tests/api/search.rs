@@ -451,3 +451,109 @@ async fn real_meilisearch_agrees_with_tantivy(db: PgPool) {
     println!("both backends agree:\n  {}", report.join("\n  "));
     meili.delete_index().await.unwrap();
 }
+
+fn cache_counts(app: &TestApp) -> (u64, u64) {
+    let stats = &app.shop.stats;
+    (shop::stats::Stats::get(&stats.search_cache_hits), shop::stats::Stats::get(&stats.search_cache_misses))
+}
+
+/// A repeated listing is answered from the result cache, and anything that
+/// changes its answer (an edit, a SKU selling out) drops it at once.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn repeated_searches_come_from_the_cache_until_their_answer_changes(db: PgPool) {
+    let app = TestApp::spawn_seeded(db.clone(), 200).await;
+    let (id, sku): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "SELECT k.product_id, k.id FROM skus k JOIN inventory i ON i.sku_id = k.id
+         WHERE i.stock_count > 0 AND (SELECT count(*) FROM skus WHERE product_id = k.product_id) = 1 ORDER BY k.id LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let query = "q=quuxbarrow&in_stock=true";
+    assert_eq!(search(&app, query).await["total"], 0);
+    let before = cache_counts(&app);
+    assert_eq!(search(&app, query).await["total"], 0);
+    assert_eq!(cache_counts(&app), (before.0 + 1, before.1), "the repeat is a hit");
+
+    // An edit: the next answer has it.
+    app.shop
+        .catalog()
+        .update_product(id, shop::catalog::ProductPatch { title: Some("Quuxbarrow Reading Lamp".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let page = search(&app, query).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["hits"][0]["id"], id.to_string());
+    let before = cache_counts(&app);
+    assert_eq!(search(&app, query).await["total"], 1);
+    assert_eq!(cache_counts(&app), (before.0 + 1, before.1));
+
+    // Sold out (a stock change re-indexes without a catalog write): the
+    // in-stock listing drops it on the next request, not 5 minutes later.
+    app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 0).await.unwrap();
+    assert_eq!(search(&app, query).await["total"], 0);
+    assert_eq!(search(&app, "q=quuxbarrow").await["total"], 1, "still listed without the filter");
+
+    // The hit ratio is on /metrics.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("search_cache_hits_total") || l.starts_with("mercato_search_cache_hits_total")), "{metrics}");
+}
+
+/// A shop around `backend` on its own Redis prefix (no HTTP: the index is what is tested).
+async fn shop_with(db: &PgPool, backend: shop::search::tantivy::TantivyBackend) -> shop::Shop {
+    let kv = shop::kv::Kv::connect(&crate::helpers::redis_url(), format!("test:{}:", uuid::Uuid::new_v4().simple())).await.unwrap();
+    shop::Shop::with_search(db.clone(), kv, Arc::new(backend))
+}
+
+/// `MERCATO_SEARCH_DIR`: a restart reopens the index and indexes only what
+/// changed while it was down; an index that no longer matches PostgreSQL is
+/// rebuilt; another database never reads it; a second process cannot write it.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn an_index_kept_on_disk_is_reopened_and_catches_up(db: PgPool) {
+    use shop::search::tantivy::TantivyBackend;
+    use shop::search::StartMode;
+    let dir = std::env::temp_dir().join(format!("mercato-index-{}", uuid::Uuid::new_v4().simple()));
+    let installation = shop::db::installation(&db).await.unwrap();
+
+    let shop = shop_with(&db, TantivyBackend::open_in(&dir, installation).unwrap()).await;
+    shop.catalog().seed(shop::catalog::SeedOptions { products: 300 }).await.unwrap();
+    // Seeded an hour ago, so catching up has exactly one change to find.
+    sqlx::query("UPDATE products SET updated_at = now() - interval '1 hour'").execute(&db).await.unwrap();
+    assert_eq!(shop.search().start().await.unwrap().mode, StartMode::Rebuilt, "nothing on disk yet");
+    let facets_before = shop.search().find(&SearchRequest::default()).await.unwrap().facets;
+    assert!(TantivyBackend::open_in(&dir, installation).is_err(), "a second writer is refused while the first runs");
+    drop(shop);
+
+    // While it is stopped, another process renames a product.
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 1 OFFSET 7").fetch_one(&db).await.unwrap();
+    sqlx::query("UPDATE products SET title = 'Quillowick Desk Organiser', updated_at = now() WHERE id = $1").bind(id).execute(&db).await.unwrap();
+
+    let backend = TantivyBackend::open_in(&dir, installation).unwrap();
+    assert!(backend.reopened_at().is_some());
+    assert_eq!(backend.documents(), Some(300), "the committed documents are back before any indexing");
+    let shop = shop_with(&db, backend).await;
+    let report = shop.search().start().await.unwrap();
+    assert_eq!(report.mode, StartMode::Reopened { caught_up: 1 }, "only the renamed product is indexed again");
+    let found = shop.search().find(&SearchRequest { q: "quillowick".into(), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(found.ids, vec![id], "the change made while stopped was caught up");
+    let facets_after = shop.search().find(&SearchRequest::default()).await.unwrap().facets;
+    assert_eq!(facets_after, facets_before, "facet names are known again after reopening");
+
+    // The index lost a document (a crash of some other kind, a restored
+    // backup): the count disagrees with PostgreSQL, so it is rebuilt.
+    // (Not the renamed product: catching up would index that one again.)
+    let lost: uuid::Uuid = sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 1 OFFSET 20").fetch_one(&db).await.unwrap();
+    shop.search.remove(&[lost]).await.unwrap();
+    shop.search.commit().await.unwrap();
+    drop(shop);
+    let shop = shop_with(&db, TantivyBackend::open_in(&dir, installation).unwrap()).await;
+    assert_eq!(shop.search().start().await.unwrap().mode, StartMode::Rebuilt);
+    assert_eq!(shop.search.documents(), Some(300));
+    drop(shop);
+
+    // Another database (another installation id) starts from nothing.
+    let other = TantivyBackend::open_in(&dir, uuid::Uuid::new_v4()).unwrap();
+    assert_eq!((other.reopened_at(), other.documents()), (None, Some(0)));
+    drop(other);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -114,7 +114,7 @@ pub(super) async fn browse(shop: &Shop, slug: &str, params: &SearchParams) -> Re
         limit: 0,
         ..SearchRequest::default()
     };
-    let brands = match shop.search.search(&facet_request).await {
+    let brands = match shop.search().find(&facet_request).await {
         Ok(outcome) => outcome.facets.brand,
         Err(err) => {
             // The list itself is still right; the sidebar can do without counts.

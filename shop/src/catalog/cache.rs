@@ -3,9 +3,10 @@
 //! - `product:{<id>}`: the product record JSON, 1 h TTL, deleted whenever the
 //!   product or one of its prices changes. Lists read many at once (MGET) and
 //!   fill every miss with one PostgreSQL query.
-//! - `catalog:list:<generation>:…`: small derived lists (categories, new
-//!   arrivals, a category page's ids). Any catalog write bumps the generation,
-//!   so stale lists are never read again and simply expire.
+//! - `catalog:list:<generation>:…`: derived lists (categories, new
+//!   arrivals, a category page's ids, search results and facets, sitemap
+//!   ranges), 5 min TTL. Any catalog write bumps the generation, so stale
+//!   lists are never read again and simply expire.
 //!
 //! Redis failing is not fatal for reads: the catalog falls back to PostgreSQL
 //! and counts it, so shoppers can still browse while Redis recovers.
@@ -167,26 +168,42 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
+    Ok(cached(shop, name, load).await?.0)
+}
+
+/// Like [`list`], also saying whether the value came from the cache.
+pub(crate) async fn cached<T, F, Fut>(shop: &Shop, name: &str, load: F) -> Result<(T, bool)>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let mut conn = shop.kv.conn();
     let generation: Option<u64> = match conn.get(generation_key(shop)).await {
         Ok(g) => g,
         Err(err) => {
             tracing::warn!(error = %err, "list cache unreadable; reading PostgreSQL");
             Stats::add(&shop.stats.cache_errors, 1);
-            return load().await;
+            return Ok((load().await?, false));
         }
     };
     let key = shop.kv.key(&format!("catalog:list:{}:{name}", generation.unwrap_or(0)));
     if let Ok(Some(json)) = conn.get::<_, Option<String>>(&key).await {
         if let Ok(value) = serde_json::from_str(&json) {
-            return Ok(value);
+            return Ok((value, true));
         }
     }
     let value = load().await?;
     if let Ok(json) = serde_json::to_string(&value) {
         let _: redis::RedisResult<()> = conn.set_ex(&key, json, LIST_TTL.as_secs()).await;
     }
-    Ok(value)
+    Ok((value, false))
+}
+
+/// Makes every cached list stale (their keys name the old generation).
+pub(crate) async fn bump_generation(shop: &Shop) -> Result<()> {
+    let _: u64 = shop.kv.conn().incr(generation_key(shop), 1).await?;
+    Ok(())
 }
 
 /// Forgets every catalog cache entry under this prefix (after a reseed).

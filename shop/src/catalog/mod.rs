@@ -7,6 +7,7 @@ pub mod cache;
 pub mod images;
 pub mod record;
 pub mod seed;
+pub mod sitemap;
 mod update;
 
 use std::collections::HashMap;
@@ -132,6 +133,16 @@ impl<'a> Catalog<'a> {
             .into_iter()
             .map(|s| SkuStock { sku_id: s.sku_id, available: s.available, availability: s.availability })
             .collect())
+    }
+
+    /// The sitemap index: product id ranges of at most `page_size` each.
+    pub async fn sitemap_ranges(&self, page_size: usize) -> Result<Vec<sitemap::ProductRange>> {
+        sitemap::product_ranges(self.shop, page_size).await
+    }
+
+    /// One sitemap page: the products with ids in `[from, to)`.
+    pub async fn sitemap_products(&self, from: Uuid, to: Option<Uuid>) -> Result<Vec<sitemap::ProductEntry>> {
+        sitemap::products_in(self.shop, from, to).await
     }
 
     /// A category page: one keyset page of products under the filters.

@@ -24,6 +24,8 @@ use model::{Facets, ListingFilters, SearchPage, SearchParams, Sort};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::catalog::cache;
+use crate::stats::Stats;
 use crate::{Result, Shop};
 
 pub use docs::SearchDoc;
@@ -42,6 +44,20 @@ pub struct SearchRequest {
 }
 
 impl SearchRequest {
+    /// Everything that shapes the answer, as a cache key.
+    fn cache_key(&self) -> String {
+        let filters = serde_json::to_string(&self.filters).unwrap_or_default();
+        format!(
+            "{:?}|{}|{}|{}|{}|{}",
+            self.sort,
+            self.offset,
+            self.limit,
+            self.category.as_deref().unwrap_or(""),
+            filters,
+            self.q.trim()
+        )
+    }
+
     pub fn from_params(params: &SearchParams) -> Self {
         Self {
             q: params.q.clone(),
@@ -54,7 +70,7 @@ impl SearchRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
 pub struct SearchOutcome {
     /// Matching product ids in result order, the requested window only.
     pub ids: Vec<Uuid>,
@@ -69,6 +85,28 @@ pub trait SearchBackend: Send + Sync + 'static {
     /// other processes must be pulled in (see [`Search::sync_changed`]).
     fn process_local(&self) -> bool {
         false
+    }
+    /// Names the index state answers come from, for the result cache: a
+    /// process-local index says which process and which commit; a shared one
+    /// is the same for everyone (and the catalog generation is bumped after
+    /// each of its commits instead, see [`Search::reindex`]).
+    fn cache_scope(&self) -> String {
+        "shared".to_owned()
+    }
+    /// For an index kept on disk and reopened: every product change before
+    /// this instant is in it. `None`: it must be built ([`Search::start`]).
+    fn reopened_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// Everything changed before `complete_up_to` is indexed; the next
+    /// commit records it, for the next start.
+    fn checkpoint(&self, _complete_up_to: DateTime<Utc>) {}
+    /// Facet values (brand names, category slugs) the index may hold, for an
+    /// index reopened without having seen the documents go in.
+    fn remember_names(&self, _names: Vec<String>) {}
+    /// Documents in the committed index, where the backend can tell cheaply.
+    fn documents(&self) -> Option<u64> {
+        None
     }
     async fn search(&self, request: &SearchRequest) -> Result<SearchOutcome>;
     /// Adds or replaces documents; visible after [`SearchBackend::commit`].
@@ -88,6 +126,23 @@ pub struct RebuildReport {
     pub seconds: f64,
 }
 
+/// How [`Search::start`] made the index current.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum StartMode {
+    Rebuilt,
+    /// Reopened from disk; this many products changed since were re-indexed.
+    Reopened { caught_up: usize },
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StartReport {
+    pub mode: StartMode,
+    /// Every change before this instant is in the index: the event-driven
+    /// indexer may start its replay here.
+    pub complete_up_to: DateTime<Utc>,
+    pub seconds: f64,
+}
+
 pub struct Search<'a> {
     shop: &'a Shop,
 }
@@ -102,7 +157,7 @@ impl<'a> Search<'a> {
 
     /// The search results page and `GET /api/v1/products`.
     pub async fn run(&self, params: &SearchParams) -> Result<SearchPage> {
-        let outcome = self.shop.search.search(&SearchRequest::from_params(params)).await?;
+        let outcome = self.find(&SearchRequest::from_params(params)).await?;
         let hits = self.shop.catalog().summaries(&outcome.ids).await?;
         Ok(SearchPage { hits, total: outcome.total, page: params.page, per_page: params.per_page, facets: outcome.facets })
     }
@@ -117,7 +172,7 @@ impl<'a> Search<'a> {
             return Err(crate::Error::bad_input("q", format!("at most {} characters", SearchParams::MAX_QUERY_CHARS)));
         }
         let request = SearchRequest { q: q.to_owned(), limit: SUGGESTIONS, ..SearchRequest::default() };
-        let outcome = self.shop.search.search(&request).await?;
+        let outcome = self.find(&request).await?;
         let cards = self.shop.catalog().summaries(&outcome.ids).await?;
         Ok(cards
             .into_iter()
@@ -125,10 +180,58 @@ impl<'a> Search<'a> {
             .collect())
     }
 
+    /// The backend's answer, through the result cache: the ids, total and
+    /// facets of a repeated request come from Redis (the cards are always
+    /// read fresh). Entries live under the catalog generation, so a catalog
+    /// write drops them at once, and name the index state they came from
+    /// ([`SearchBackend::cache_scope`]), so a re-index does too. Redis being
+    /// away only costs the cache.
+    pub async fn find(&self, request: &SearchRequest) -> Result<SearchOutcome> {
+        let backend = &self.shop.search;
+        if !self.shop.search_settings.result_cache {
+            return backend.search(request).await;
+        }
+        let name = format!("search:{}:{}", backend.cache_scope(), request.cache_key());
+        let (outcome, hit) = cache::cached(self.shop, &name, || backend.search(request)).await?;
+        Stats::add(if hit { &self.shop.stats.search_cache_hits } else { &self.shop.stats.search_cache_misses }, 1);
+        Ok(outcome)
+    }
+
+    /// Makes the index current at startup: an index reopened from disk
+    /// catches up with the products changed since its last commit (and is
+    /// rebuilt after all if it then disagrees with PostgreSQL on how many
+    /// products there are: something it cannot see, such as a restored
+    /// backup, happened); any other index is built from PostgreSQL.
+    pub async fn start(&self) -> Result<StartReport> {
+        let started = Instant::now();
+        let backend = &self.shop.search;
+        if let Some(reopened_at) = backend.reopened_at() {
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM brands UNION ALL SELECT slug FROM categories").fetch_all(&self.shop.db).await?;
+            backend.remember_names(names);
+            let (caught_up, complete_up_to) = self.sync_changed(reopened_at).await?;
+            backend.checkpoint(complete_up_to);
+            backend.commit().await?;
+            let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(&self.shop.db).await?;
+            if backend.documents() == Some(products as u64) {
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(backend = backend.name(), caught_up, seconds, "search index reopened");
+                return Ok(StartReport { mode: StartMode::Reopened { caught_up }, complete_up_to: reopened_at, seconds });
+            }
+            tracing::warn!(indexed = ?backend.documents(), products, "the reopened search index disagrees with PostgreSQL; rebuilding it");
+        }
+        let complete_up_to: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&self.shop.db).await?;
+        self.rebuild().await?;
+        Ok(StartReport { mode: StartMode::Rebuilt, complete_up_to, seconds: started.elapsed().as_secs_f64() })
+    }
+
     /// Re-reads every product from PostgreSQL into the index.
     pub async fn rebuild(&self) -> Result<RebuildReport> {
         let started = Instant::now();
         let backend = &self.shop.search;
+        // A change committed while the rebuild reads is caught by the next
+        // sync from here (it looks back a margin further).
+        let complete_up_to: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&self.shop.db).await?;
         backend.clear().await?;
         let mut after = None;
         let mut documents = 0;
@@ -143,7 +246,9 @@ impl<'a> Search<'a> {
                 break;
             }
         }
+        backend.checkpoint(complete_up_to);
         backend.commit().await?;
+        self.after_shared_commit().await?;
         let report = RebuildReport { documents, seconds: started.elapsed().as_secs_f64() };
         tracing::info!(backend = backend.name(), documents, seconds = report.seconds, "search index built");
         Ok(report)
@@ -178,6 +283,8 @@ impl<'a> Search<'a> {
             }
             after = (last_at, last_id);
         }
+        // Recorded with the next commit (this one's, or a later one's).
+        self.shop.search.checkpoint(now);
         Ok((total, now))
     }
 
@@ -191,7 +298,31 @@ impl<'a> Search<'a> {
         if !gone.is_empty() {
             self.shop.search.remove(&gone).await?;
         }
-        self.shop.search.commit().await
+        self.shop.search.commit().await?;
+        self.after_shared_commit().await
+    }
+
+    /// A shared index has no commit count of its own in the cache key: once
+    /// its commit is visible, every result cached before it is made stale.
+    async fn after_shared_commit(&self) -> Result<()> {
+        if self.shop.search.process_local() {
+            return Ok(());
+        }
+        cache::bump_generation(self.shop).await
+    }
+}
+
+/// How search runs in this process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Cache result windows and facets of repeated requests in Redis
+    /// (`MERCATO_SEARCH_CACHE`); off, every request asks the index.
+    pub result_cache: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { result_cache: true }
     }
 }
 

@@ -1,5 +1,8 @@
 //! The embedded search backend: a Tantivy index in memory, built from
-//! PostgreSQL at startup and updated as products change.
+//! PostgreSQL at startup and updated as products change; or kept on disk
+//! (`MERCATO_SEARCH_DIR`), reopened at startup and caught up from the
+//! changes since its last commit, so a restart at a million products serves
+//! search in seconds instead of rebuilding.
 //!
 //! Text matching follows the rules in [`super::text`], the same as the
 //! Meilisearch backend: every query word must match some field exactly,
@@ -14,6 +17,8 @@
 //! filter except its own.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -30,9 +35,11 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
+    DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
     Term,
 };
+use chrono::{DateTime, Utc};
+use tantivy::directory::MmapDirectory;
 use uuid::Uuid;
 
 use super::text::{code, forgiven, price_bucket, price_buckets, typo_budget};
@@ -111,6 +118,16 @@ pub struct TantivyBackend {
     analyzer: TextAnalyzer,
     /// Facet codes back to the names shown to shoppers.
     names: Arc<RwLock<HashMap<u64, String>>>,
+    /// This index's identity and commit count: cached results name both, so
+    /// a process never reads another's answers nor its own from before a commit.
+    instance: Uuid,
+    commits: Arc<AtomicU64>,
+    /// Kept on disk: commits carry a [`Payload`].
+    persistent: bool,
+    /// Where the index found on disk was complete up to (None: built here).
+    reopened: Option<DateTime<Utc>>,
+    /// What the next commit may claim ([`SearchBackend::checkpoint`]).
+    complete_up_to: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl Default for TantivyBackend {
@@ -119,43 +136,92 @@ impl Default for TantivyBackend {
     }
 }
 
+/// What an index on disk remembers of itself, in its last commit's payload.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    /// Every product change before this instant is in the index.
+    complete_up_to: DateTime<Utc>,
+}
+
+/// Bumped whenever the schema, the tokenizer or what a document holds
+/// changes: an index on disk in another format is never reopened (each
+/// format has its own directory).
+const FORMAT: u32 = 1;
+
+fn schema() -> (Schema, Fields) {
+    let mut schema = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: schema.add_text_field("id", STRING),
+        title: schema.add_text_field("title", text.clone()),
+        brand_text: schema.add_text_field("brand", text.clone()),
+        category_text: schema.add_text_field("category", text.clone()),
+        keywords: schema.add_text_field("keywords", text.clone()),
+        description: schema.add_text_field("description", text),
+    };
+    for name in ["id_hi", "id_lo", "price", "rating_count", "in_stock", "brand_code", "category_code", "department_code"] {
+        schema.add_u64_field(name, FAST);
+    }
+    schema.add_f64_field("rating", FAST);
+    schema.add_i64_field("created", FAST);
+    (schema.build(), fields)
+}
+
 impl TantivyBackend {
+    /// An index in memory, empty until [`crate::search::Search::start`] fills it.
     pub fn new() -> Self {
-        let mut schema = Schema::builder();
-        let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(TOKENIZER)
-                .set_index_option(IndexRecordOption::WithFreqs),
-        );
-        let fields = Fields {
-            id: schema.add_text_field("id", STRING),
-            title: schema.add_text_field("title", text.clone()),
-            brand_text: schema.add_text_field("brand", text.clone()),
-            category_text: schema.add_text_field("category", text.clone()),
-            keywords: schema.add_text_field("keywords", text.clone()),
-            description: schema.add_text_field("description", text),
+        let (schema, fields) = schema();
+        Self::around(Index::create_in_ram(schema), fields, None, false).expect("an in-memory index always opens")
+    }
+
+    /// The index kept in `dir` for the database whose installation id is
+    /// `installation` (so two databases never share one), reopened as it was
+    /// last committed, or created empty. Fails when the directory cannot be
+    /// used, or another process holds its writer lock (the caller then
+    /// falls back to [`TantivyBackend::new`]).
+    pub fn open_in(dir: &Path, installation: Uuid) -> tantivy::Result<Self> {
+        let dir = dir.join(installation.simple().to_string()).join(format!("v{FORMAT}"));
+        std::fs::create_dir_all(&dir).map_err(|e| tantivy::TantivyError::SystemError(format!("{}: {e}", dir.display())))?;
+        let (schema, fields) = schema();
+        let directory = MmapDirectory::open(&dir)?;
+        let index = if Index::exists(&directory)? {
+            Index::open(directory)?
+        } else {
+            Index::create(directory, schema.clone(), IndexSettings::default())?
         };
-        for name in ["id_hi", "id_lo", "price", "rating_count", "in_stock", "brand_code", "category_code", "department_code"] {
-            schema.add_u64_field(name, FAST);
+        if index.schema() != schema {
+            return Err(tantivy::TantivyError::SchemaError(format!("{} holds another schema; bump FORMAT", dir.display())));
         }
-        schema.add_f64_field("rating", FAST);
-        schema.add_i64_field("created", FAST);
-        let index = Index::create_in_ram(schema.build());
+        let payload = index.load_metas()?.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok());
+        Self::around(index, fields, payload.map(|p| p.complete_up_to), true)
+    }
+
+    fn around(index: Index, fields: Fields, reopened: Option<DateTime<Utc>>, persistent: bool) -> tantivy::Result<Self> {
         let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
             .filter(AsciiFoldingFilter)
             .build();
         index.tokenizers().register(TOKENIZER, analyzer.clone());
-        let writer = index
-            .writer_with_num_threads(2, WRITER_MEMORY)
-            .expect("an in-memory index always opens a writer");
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .expect("an in-memory index always opens a reader");
-        Self { index, reader, writer: Arc::new(Mutex::new(writer)), fields, analyzer, names: Default::default() }
+        let writer = index.writer_with_num_threads(2, WRITER_MEMORY)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self {
+            persistent,
+            index,
+            reader,
+            writer: Arc::new(Mutex::new(writer)),
+            fields,
+            analyzer,
+            names: Default::default(),
+            instance: Uuid::new_v4(),
+            commits: Default::default(),
+            reopened,
+            complete_up_to: Default::default(),
+        })
     }
 
     fn tokens(&self, text: &str) -> Vec<String> {
@@ -304,6 +370,29 @@ impl SearchBackend for TantivyBackend {
         true
     }
 
+    fn reopened_at(&self) -> Option<DateTime<Utc>> {
+        self.reopened
+    }
+
+    fn checkpoint(&self, complete_up_to: DateTime<Utc>) {
+        *self.complete_up_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(complete_up_to);
+    }
+
+    fn remember_names(&self, names: Vec<String>) {
+        let mut known = self.names.write().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            known.insert(code(&name), name);
+        }
+    }
+
+    fn documents(&self) -> Option<u64> {
+        Some(self.reader.searcher().num_docs())
+    }
+
+    fn cache_scope(&self) -> String {
+        format!("{}.{}", self.instance.simple(), self.commits.load(Ordering::Acquire))
+    }
+
     async fn search(&self, request: &SearchRequest) -> Result<SearchOutcome> {
         // Collecting is CPU work: keep it off the async workers.
         let this = self.clone();
@@ -356,8 +445,17 @@ impl SearchBackend for TantivyBackend {
     async fn commit(&self) -> Result<()> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || -> tantivy::Result<()> {
-            this.writer.lock().unwrap_or_else(|p| p.into_inner()).commit()?;
-            this.reader.reload()
+            let mut writer = this.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut prepared = writer.prepare_commit()?;
+            let complete_up_to = *this.complete_up_to.lock().unwrap_or_else(|p| p.into_inner());
+            if let (true, Some(complete_up_to)) = (this.persistent, complete_up_to) {
+                prepared.set_payload(&serde_json::to_string(&Payload { complete_up_to }).map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?);
+            }
+            prepared.commit()?;
+            drop(writer);
+            this.reader.reload()?;
+            this.commits.fetch_add(1, Ordering::AcqRel);
+            Ok(())
         })
         .await
         .map_err(Error::internal)?
