@@ -116,13 +116,18 @@ impl Application {
     /// Binds around an already connected shop (tests hand in their own database).
     pub async fn with_shop(mut config: Config, shop: shop::Shop) -> Result<Self, StartupError> {
         let index_built_at = build_search_index(&shop).await?.complete_up_to - chrono::Duration::seconds(5);
-        // Stock counters up front, so the first shoppers (or a flash sale's
-        // opening second) do not pay for cold loads. Not fatal: counters
-        // also load on demand.
-        match shop.inventory().preload().await {
-            Ok(loaded) => tracing::info!(loaded, "stock counters loaded"),
-            Err(err) => tracing::warn!(error = %err, "stock counters not preloaded; they will load on demand"),
-        }
+        // Stock counters are loaded right after startup, so the first
+        // minute's shoppers (or a flash sale's opening second) rarely pay
+        // for cold loads; but in the background: at a million products it
+        // takes half a minute, and counters also load on demand, so serving
+        // need not wait for it.
+        let preloading = shop.clone();
+        tokio::spawn(async move {
+            match preloading.inventory().preload().await {
+                Ok(loaded) => tracing::info!(loaded, "stock counters loaded"),
+                Err(err) => tracing::warn!(error = %err, "stock counters not preloaded; they will load on demand"),
+            }
+        });
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;

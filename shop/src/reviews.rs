@@ -132,6 +132,14 @@ impl<'a> Reviews<'a> {
     /// may move a review across the cursor (no votes exist yet).
     pub async fn list(&self, product: Uuid, sort: ReviewSort, limit: i64, cursor: Option<Uuid>) -> Result<ReviewPage> {
         let limit = limit.clamp(1, MAX_PAGE);
+        // Every product page shows its first page of reviews: read through
+        // the catalog's list cache (a review write bumps the generation via
+        // `product_changed`), so a popular page costs PostgreSQL nothing.
+        let name = format!("reviews:{product}:{sort:?}:{limit}:{}", cursor.map(|c| c.simple().to_string()).unwrap_or_default());
+        crate::catalog::cache::list(self.shop, &name, || self.load_page(product, sort, limit, cursor)).await
+    }
+
+    async fn load_page(&self, product: Uuid, sort: ReviewSort, limit: i64, cursor: Option<Uuid>) -> Result<ReviewPage> {
         let aggregates: Option<(f64, i32)> = sqlx::query_as("SELECT rating_avg, rating_count FROM products WHERE id = $1")
             .bind(product)
             .fetch_optional(&self.shop.db)
