@@ -52,6 +52,8 @@ test('two shoppers in a flash sale: the countdown opens it, one buys the last un
 
   // Bob finds none left and joins the line instead of a flat refusal.
   await expect(bob.getByTestId('buy-now')).toBeEnabled({ timeout: 10_000 });
+  // With every unit held the button says what it does now.
+  await expect(bob.getByTestId('buy-now')).toHaveText('Join the line', { timeout: 10_000 });
   await bob.getByTestId('buy-now').click();
   await expect(bob.getByTestId('position')).toHaveText('1');
   await snapshot(bob, 'flash-waiting-375');

@@ -22,3 +22,5 @@ pub use review::{Review, ReviewPage, ReviewRequest, ReviewSort};
 pub mod flash;
 pub mod time;
 pub use flash::{BuyRequest, FlashLive, FlashReport, FlashSale, FlashSalePage, FlashSaleStatus, MyFlashState, NewFlashSale, PublicFlashSale, PublicFlashStatus};
+pub mod seller;
+pub use seller::{NewProduct, NewSku, ProductChange, SellerProduct, SellerProductPage, SkuChange};

@@ -293,7 +293,13 @@ fn BuyForm(buy: ServerAction<FlashBuy>, sale: RwSignal<PublicFlashSale>) -> impl
             })}
             {(limit == 1).then(|| view! { <input type="hidden" name="quantity" value="1"/> })}
             <button type="submit" class="btn-primary px-8 py-3 text-lg" data-testid="buy-now" disabled=move || !open() || pending.get()>
-                {move || if pending.get() { "Reserving…" } else { "Buy now" }}
+                // Once every unit is held, pressing it queues the shopper for
+                // the next unit that comes back: say so, not "Buy now".
+                {move || match (pending.get(), sale.with(|s| s.status)) {
+                    (true, _) => "Reserving…",
+                    (false, PublicFlashStatus::SoldOut) => "Join the line",
+                    (false, _) => "Buy now",
+                }}
             </button>
         </ActionForm>
     }

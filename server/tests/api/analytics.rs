@@ -14,7 +14,7 @@ use shop::inventory::SellerScope;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{wait_for, LocalStripe, TestApp};
+use crate::helpers::{sign_in, wait_for, LocalStripe, TestApp};
 
 /// The server's default `MERCATO_EVENT_PARTITIONS`.
 const APP_PARTITIONS: u32 = 8;
@@ -45,12 +45,6 @@ async fn setup(db: PgPool) -> Setup {
 async fn place(app: &TestApp, sku: Uuid, quantity: i64) -> Uuid {
     let token = app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
     app.buy(&token, sku, quantity).await
-}
-
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
-    let response = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {

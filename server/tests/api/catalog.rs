@@ -101,7 +101,7 @@ async fn product_reads_hit_the_cache_and_price_changes_invalidate_it(db: PgPool)
     assert_eq!(page["hits"][0]["price_cents"], 1);
 
     // A title edit is visible at once as well.
-    app.shop.catalog().update_product(id, shop::catalog::ProductPatch { title: Some("Renamed Thing".into()), ..Default::default() }).await.unwrap();
+    app.shop.catalog().update_product(id, shop::catalog::ProductChange { title: Some("Renamed Thing".into()), ..Default::default() }).await.unwrap();
     let (_, p) = json(&app, &format!("/api/v1/products/{id}")).await;
     assert_eq!(p["title"], "Renamed Thing");
     let (_, found) = json(&app, "/api/v1/products?q=renamed").await;
@@ -247,7 +247,7 @@ async fn openapi_document_lists_every_catalog_endpoint(db: PgPool) {
         "/api/v1/products/{product_id}/reviews",
         "/api/v1/search/suggest",
     ];
-    for path in public_reads.iter().chain(&["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/cart", "/api/v1/cart/items", "/api/v1/cart/items/{sku_id}", "/api/v1/seller/skus", "/api/v1/seller/skus/{sku_id}/stock", "/api/v1/seller/skus/{sku_id}/shards", "/api/v1/admin/reconcile", "/api/v1/checkout", "/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/cancel"]) {
+    for path in public_reads.iter().chain(&["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/cart", "/api/v1/cart/items", "/api/v1/cart/items/{sku_id}", "/api/v1/seller/skus", "/api/v1/seller/skus/{sku_id}/stock", "/api/v1/seller/skus/{sku_id}/shards", "/api/v1/seller/products", "/api/v1/seller/products/{product_id}", "/api/v1/admin/reconcile", "/api/v1/checkout", "/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/cancel"]) {
         assert!(paths.contains_key(*path), "{path} documented");
     }
     for path in public_reads {

@@ -12,7 +12,7 @@ use shop::fulfilment::Settings;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{LocalStripe, TestApp};
+use crate::helpers::{call, sign_in, LocalStripe, TestApp};
 use crate::stripe_fake::Fault;
 
 const CAPTURE: &str = "/v1/payment_intents/{id}/capture";
@@ -279,22 +279,6 @@ async fn an_authorization_about_to_lapse_is_captured_early(db: PgPool) {
     assert_eq!(status(&s, young).await, "DELIVERED");
     assert_eq!(captures_of(&s, &payment_id), 1);
     assert_eq!(s.stripe.fake().upstream_count("POST", CAPTURE), 2);
-}
-
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
-    let response = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
-}
-
-async fn call(app: &TestApp, method: reqwest::Method, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]

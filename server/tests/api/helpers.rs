@@ -377,3 +377,27 @@ pub async fn wait_for_mail(address: &str, count: usize) -> Vec<serde_json::Value
     wait_for(&format!("{count} message(s) to {address}"), Duration::from_secs(20), || async { mail_to(address).await.len() >= count }).await;
     mail_to(address).await
 }
+
+/// Signs in through the API; the bearer token.
+pub async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
+    let response = app.client.post(app.url("/api/v1/auth/login")).json(&serde_json::json!({ "email": email, "password": password })).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{email} signs in");
+    response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+/// A bearer token for the demo account of `role` (`seed_demo` first).
+pub async fn demo_token(app: &TestApp, role: model::Role) -> String {
+    let (_, email, password, _) = shop::accounts::DEMO_ACCOUNTS.into_iter().find(|(r, ..)| *r == role).unwrap();
+    sign_in(app, email, password).await
+}
+
+/// Sends `body` (if any) as JSON with the bearer `token`; the status and the JSON answer (Null when none).
+pub async fn call(app: &TestApp, method: reqwest::Method, token: &str, path: &str, body: Option<serde_json::Value>) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}

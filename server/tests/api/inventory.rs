@@ -22,7 +22,7 @@ use shop::Shop;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{redis_url, wait_for, LocalRedis, TestApp};
+use crate::helpers::{redis_url, sign_in, wait_for, LocalRedis, TestApp};
 
 /// A shop on a Redis prefix of its own, around the demo catalog, with the
 /// first `stocks.len()` SKUs (by id) set to those stock counts.
@@ -662,12 +662,6 @@ where
     if let Err(err) = outcome {
         panic!("{err}");
     }
-}
-
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
-    let response = app.client.post(app.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
 }
 
 fn demo(role: model::account::Role) -> (&'static str, &'static str) {

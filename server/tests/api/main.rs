@@ -29,3 +29,4 @@ mod analytics;
 mod reviews;
 mod flash;
 mod seo;
+mod seller_products;

@@ -203,6 +203,16 @@ async fn aggregates_and_histogram_equal_sql_and_paging_returns_each_review_once(
             }
         }
         assert_eq!(seen.len(), 7, "{sort}: no review twice");
+        let order = if sort == "newest" { "id DESC" } else { "helpful DESC, id DESC" };
+        let expected: Vec<String> = sqlx::query_scalar::<_, uuid::Uuid>(&format!("SELECT id FROM reviews WHERE product_id = $1 ORDER BY {order}"))
+            .bind(s.product)
+            .fetch_all(&s.app.shop.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(seen, expected, "{sort}: in order across pages");
         assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), all_ids, "{sort}: every review once");
     }
     let (status, body) = get_json(&s, &format!("/api/v1/products/{}/reviews?sort=best", s.product)).await;

@@ -478,7 +478,7 @@ async fn repeated_searches_come_from_the_cache_until_their_answer_changes(db: Pg
     // An edit: the next answer has it.
     app.shop
         .catalog()
-        .update_product(id, shop::catalog::ProductPatch { title: Some("Quuxbarrow Reading Lamp".into()), ..Default::default() })
+        .update_product(id, shop::catalog::ProductChange { title: Some("Quuxbarrow Reading Lamp".into()), ..Default::default() })
         .await
         .unwrap();
     let page = search(&app, query).await;
@@ -487,6 +487,11 @@ async fn repeated_searches_come_from_the_cache_until_their_answer_changes(db: Pg
     let before = cache_counts(&app);
     assert_eq!(search(&app, query).await["total"], 1);
     assert_eq!(cache_counts(&app), (before.0 + 1, before.1));
+
+    // The cards are cached with the page: a repricing shows on the next request.
+    app.shop.catalog().set_prices(id, &[shop::catalog::SkuPrice { sku_id: sku, price_cents: 4_242 }]).await.unwrap();
+    let page = search(&app, query).await;
+    assert_eq!(page["hits"][0]["price_cents"], 4_242, "{page}");
 
     // Sold out (a stock change re-indexes without a catalog write): the
     // in-stock listing drops it on the next request, not 5 minutes later.

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod images;
 pub mod record;
 pub mod seed;
+mod seller;
 pub mod sitemap;
 mod update;
 
@@ -19,7 +20,10 @@ use crate::{Error, Result, Shop};
 
 pub use record::ProductRecord;
 pub use seed::{SeedOptions, SeedReport};
-pub use update::{ProductPatch, SkuPrice};
+pub use model::{NewProduct, ProductChange};
+pub use update::{SkuPrice, SHOP_CURRENCY};
+
+use crate::inventory::SellerScope;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkuDetails {
@@ -237,14 +241,45 @@ impl<'a> Catalog<'a> {
         Ok(report)
     }
 
-    /// Updates a product's text or attributes (the seller's edit path).
-    pub async fn update_product(&self, id: Uuid, patch: ProductPatch) -> Result<ProductRecord> {
-        update::update_product(self.shop, id, patch).await
+    /// The products `scope` manages, newest first; `text` narrows by title or brand.
+    pub async fn seller_products(&self, scope: SellerScope, text: Option<&str>, limit: i64, after: Option<Uuid>) -> Result<model::SellerProductPage> {
+        seller::list(self.shop, scope, text, limit, after).await
     }
 
-    /// Changes SKU prices (the seller's repricing path).
+    /// One product as its seller edits it (the public view, live stock
+    /// included); another seller's is not found.
+    pub async fn seller_product(&self, scope: SellerScope, id: Uuid) -> Result<Product> {
+        if !seller::owns(self.shop, scope, id).await? {
+            return Err(Error::NotFound { what: "product" });
+        }
+        self.product(id).await
+    }
+
+    /// Adds a product with its SKUs and their opening stock to a seller's shop.
+    pub async fn create_product(&self, scope: SellerScope, new: NewProduct) -> Result<Product> {
+        let id = update::create(self.shop, scope, new).await?;
+        self.product(id).await
+    }
+
+    /// Changes a product's text, category, brand or attributes, its SKUs'
+    /// prices and variants, and adds SKUs, in one transaction.
+    pub async fn change_product(&self, scope: SellerScope, id: Uuid, change: ProductChange) -> Result<Product> {
+        update::change(self.shop, scope, id, change).await?;
+        self.product(id).await
+    }
+
+    /// An admin's edit of a product's text or attributes.
+    pub async fn update_product(&self, id: Uuid, change: ProductChange) -> Result<ProductRecord> {
+        update::change(self.shop, SellerScope::Admin, id, change).await
+    }
+
+    /// An admin's repricing of SKUs.
     pub async fn set_prices(&self, product: Uuid, prices: &[SkuPrice]) -> Result<ProductRecord> {
-        update::set_prices(self.shop, product, prices).await
+        let skus = prices
+            .iter()
+            .map(|p| model::SkuChange { sku_id: Some(p.sku_id), price_cents: Some(p.price_cents), ..Default::default() })
+            .collect();
+        update::change(self.shop, SellerScope::Admin, product, ProductChange { skus, ..Default::default() }).await
     }
 
     /// For another service that changed a product's row (reviews move the

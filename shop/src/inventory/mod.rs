@@ -511,6 +511,12 @@ impl<'a> Inventory<'a> {
         stock::set_stock(self, scope, sku, stock_count).await
     }
 
+    /// Gives SKUs the catalog just created their inventory rows, inside the
+    /// catalog's transaction, so a SKU never exists without stock figures.
+    pub async fn add_skus_in(&self, tx: &mut sqlx::PgConnection, skus: &[(Uuid, i64)]) -> Result<()> {
+        stock::add_skus_in(tx, skus).await
+    }
+
     /// Splits a hot SKU's counter into `shards` sub-counters (1: one
     /// counter again). The total is carried over exactly.
     pub async fn set_shards(&self, scope: SellerScope, sku: Uuid, shards: u32) -> Result<SkuStockRow> {

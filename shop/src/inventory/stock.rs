@@ -14,6 +14,9 @@ use super::counters::{self, Mode, Truth};
 use super::{Inventory, MAX_SHARDS};
 use crate::{Error, Result, Shop};
 
+/// The column is a 32-bit integer.
+const MAX_STOCK: i64 = i32::MAX as i64;
+
 /// Whose SKUs a caller may see and change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SellerScope {
@@ -22,7 +25,7 @@ pub enum SellerScope {
 }
 
 impl SellerScope {
-    fn seller(self) -> Option<Uuid> {
+    pub fn seller(self) -> Option<Uuid> {
         match self {
             SellerScope::Seller(id) => Some(id),
             SellerScope::Admin => None,
@@ -142,9 +145,23 @@ async fn lock(conn: &mut PgConnection, scope: SellerScope, sku: Uuid) -> Result<
     .ok_or(Error::NotFound { what: "SKU" })
 }
 
+pub(super) async fn add_skus_in(tx: &mut PgConnection, skus: &[(Uuid, i64)]) -> Result<()> {
+    if let Some((sku, stock)) = skus.iter().find(|(_, stock)| !(0..=MAX_STOCK).contains(stock)) {
+        return Err(Error::Invalid(format!("stock_count for SKU {sku} is {stock}: it must be between 0 and {MAX_STOCK}")));
+    }
+    let ids: Vec<Uuid> = skus.iter().map(|(id, _)| *id).collect();
+    let counts: Vec<i32> = skus.iter().map(|(_, stock)| *stock as i32).collect();
+    sqlx::query("INSERT INTO inventory (sku_id, stock_count) SELECT * FROM UNNEST($1::uuid[], $2::int[])")
+        .bind(&ids)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn set_stock(inv: &Inventory<'_>, scope: SellerScope, sku: Uuid, stock_count: i64) -> Result<SkuStockRow> {
-    if !(0..=i64::from(i32::MAX)).contains(&stock_count) {
-        return Err(Error::Invalid(format!("stock_count must be between 0 and {}", i32::MAX)));
+    if !(0..=MAX_STOCK).contains(&stock_count) {
+        return Err(Error::Invalid(format!("stock_count must be between 0 and {MAX_STOCK}")));
     }
     let shop = inv.shop;
     let mut tx = shop.db.begin().await?;

@@ -155,11 +155,25 @@ impl<'a> Search<'a> {
         Self { shop }
     }
 
-    /// The search results page and `GET /api/v1/products`.
+    /// The search results page and `GET /api/v1/products`. With the result
+    /// cache on, a repeated request is one Redis read for the whole page,
+    /// cards included: every change a card shows (title, price, image,
+    /// rating) is a catalog write, which moves the generation the key names,
+    /// and a re-index (a SKU selling out) moves the index state it names.
     pub async fn run(&self, params: &SearchParams) -> Result<SearchPage> {
-        let outcome = self.find(&SearchRequest::from_params(params)).await?;
-        let hits = self.shop.catalog().summaries(&outcome.ids).await?;
-        Ok(SearchPage { hits, total: outcome.total, page: params.page, per_page: params.per_page, facets: outcome.facets })
+        let request = SearchRequest::from_params(params);
+        let build = || async {
+            let outcome = self.shop.search.search(&request).await?;
+            let hits = self.shop.catalog().summaries(&outcome.ids).await?;
+            Ok(SearchPage { hits, total: outcome.total, page: params.page, per_page: params.per_page, facets: outcome.facets })
+        };
+        if !self.shop.search_settings.result_cache {
+            return build().await;
+        }
+        let name = format!("search-page:{}:{}", self.shop.search.cache_scope(), request.cache_key());
+        let (page, hit) = cache::cached(self.shop, &name, build).await?;
+        Stats::add(if hit { &self.shop.stats.search_cache_hits } else { &self.shop.stats.search_cache_misses }, 1);
+        Ok(page)
     }
 
     /// Products whose words start like what the shopper is typing.

@@ -13,6 +13,7 @@ mod orders;
 mod reviews;
 mod seller;
 mod seller_orders;
+mod seller_products;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(reviews::router())
         .merge(seller::router())
         .merge(seller_orders::router())
+        .merge(seller_products::router())
         .merge(analytics::router())
         .merge(orders::router())
         .merge(admin::router())
@@ -88,6 +90,18 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 /// plain-text rejection.
 pub fn json_body<T>(parsed: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
     parsed.map(|axum::Json(t)| t).map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// A JSON answer no cache may keep: figures that move by the second, or
+/// what only this caller may see.
+pub fn personal(body: impl serde::Serialize) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static(crate::http::caching::PERSONAL),
+    );
+    response
 }
 
 /// Parses a UUID path segment, naming the parameter when it is not one.

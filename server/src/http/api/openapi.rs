@@ -182,6 +182,39 @@ pub fn spec() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["shards"], "properties": { "shards": {"type": "integer", "minimum": 1, "maximum": 64} } } } } },
                 "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("SkuStock"))
             }},
+            "/api/v1/seller/products": {
+                "get": {
+                    "summary": "The caller's products (a seller: its own shop's; an admin: every seller's), newest first, keyset-paginated, read from PostgreSQL (never stale).",
+                    "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "parameters": [
+                        param("q", "query", "Only products whose title or brand contains this text (case aside).", json!({"type": "string"})),
+                        param("limit", "query", "Page size, 1 to 200 (default 50).", json!({"type": "integer"})),
+                        param("cursor", "query", "`next_cursor` of the previous page.", json!({"type": "string", "format": "uuid"}))
+                    ],
+                    "responses": with(errors(&[400, 401, 403, 503]), ok("SellerProductPage"))
+                },
+                "post": {
+                    "summary": "Add a product with its SKUs and their opening stock (201, `Location` of the new product). A seller adds to its own shop (another `seller_id` is 403 `not_your_shop`); an admin names `seller_id`. An unknown brand is created; an unknown category, a currency other than the shop's, duplicate variants, or out-of-range prices and stock are 422 naming the field. Shows in lists and search at once.",
+                    "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewProduct" } } } },
+                    "responses": with_code(errors(&[400, 401, 403, 422, 503]), "201", created("Product"))
+                }
+            },
+            "/api/v1/seller/products/{product_id}": {
+                "get": {
+                    "summary": "One of the caller's products as the public API shows it, live stock included; another seller's is 404.",
+                    "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "parameters": [param("product_id", "path", "Product id.", json!({"type": "string", "format": "uuid"}))],
+                    "responses": with(errors(&[400, 401, 403, 404, 503]), ok("Product"))
+                },
+                "patch": {
+                    "summary": "Change a product in one transaction: absent fields keep their value; `skus` entries with `sku_id` change that SKU's price or attributes, entries without add a SKU (with `price_cents` and optional opening `stock_count`). Existing SKUs' stock moves through PUT /seller/skus/{sku_id}/stock. Another seller's product is 404; the edit shows in the product page, lists and search at once.",
+                    "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "parameters": [param("product_id", "path", "Product id.", json!({"type": "string", "format": "uuid"}))],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ProductChange" } } } },
+                    "responses": with(errors(&[400, 401, 403, 404, 422, 503]), ok("Product"))
+                }
+            },
             "/api/v1/seller/orders": { "get": {
                 "summary": "Orders holding the caller's lines (a seller: only its own lines are shown; an admin: every order, every line), newest first, keyset-paginated, with each seller's shipment (state, carrier, tracking number).",
                 "security": [{ "bearer": [] }, { "cookie": [] }],
@@ -388,6 +421,37 @@ pub fn spec() -> Value {
                         "order_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"},
                         "total_cents": {"type": "integer"}, "currency": {"type": "string"},
                         "created_at": {"type": "string", "format": "date-time"}, "item_count": {"type": "integer"} } } },
+                    "next_cursor": {"type": "string", "format": "uuid"} } },
+                "NewProduct": { "type": "object", "required": ["title", "category", "brand", "skus"], "additionalProperties": false, "properties": {
+                    "title": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "description": {"type": "string", "maxLength": 20000},
+                    "category": {"type": "string", "description": "Category slug."},
+                    "brand": {"type": "string", "description": "Brand name; created when new.", "maxLength": 120},
+                    "attributes": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 30},
+                    "currency": {"type": "string", "description": "The shop's currency (EUR) when absent; no other is accepted."},
+                    "seller_id": {"type": "string", "format": "uuid", "description": "Required of an admin; a seller may only name its own."},
+                    "skus": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "required": ["price_cents"], "additionalProperties": false, "properties": {
+                        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "price_cents": {"type": "integer", "minimum": 0, "maximum": 10000000000_i64},
+                        "stock_count": {"type": "integer", "minimum": 0} } } } } },
+                "ProductChange": { "type": "object", "additionalProperties": false, "properties": {
+                    "title": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "description": {"type": "string", "maxLength": 20000},
+                    "category": {"type": "string"}, "brand": {"type": "string"},
+                    "attributes": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Replaces the product's attributes whole."},
+                    "skus": { "type": "array", "items": { "type": "object", "additionalProperties": false, "properties": {
+                        "sku_id": {"type": "string", "format": "uuid", "description": "Absent: add a SKU."},
+                        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "price_cents": {"type": "integer", "minimum": 0},
+                        "stock_count": {"type": "integer", "minimum": 0, "description": "New SKUs only."} } } } } },
+                "SellerProductPage": { "type": "object", "properties": {
+                    "items": { "type": "array", "items": { "type": "object", "properties": {
+                        "id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "brand": {"type": "string"},
+                        "category_slug": {"type": "string"}, "category_name": {"type": "string"},
+                        "min_price_cents": {"type": "integer"}, "currency": {"type": "string"},
+                        "sku_count": {"type": "integer"}, "stock_count": {"type": "integer"},
+                        "rating_avg": {"type": "number"}, "rating_count": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"} } } },
                     "next_cursor": {"type": "string", "format": "uuid"} } },
                 "SkuStock": { "type": "object", "properties": {
                     "sku_id": {"type": "string", "format": "uuid"}, "product_id": {"type": "string", "format": "uuid"},

@@ -4,13 +4,12 @@
 //! (another seller's answer 404, as if absent); an admin any.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{parse_id, QueryPairs};
+use super::{parse_id, personal, QueryPairs};
 use crate::http::auth::Seller;
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -22,17 +21,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/seller/skus/{sku_id}/shards", put(set_shards))
 }
 
-/// Stock figures move every second during a sale: never cached.
-fn fresh(body: impl serde::Serialize) -> Response {
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    response
-}
 
 async fn list(State(state): State<AppState>, seller: Seller, query: QueryPairs) -> Result<Response, ApiError> {
     let (limit, after) = query.page(100)?;
     let page = state.shop.inventory().seller_skus(seller.scope()?, limit, after).await?;
-    Ok(fresh(page))
+    Ok(personal(page))
 }
 
 #[derive(Deserialize)]
@@ -49,7 +42,7 @@ async fn set_stock(
     let sku = parse_id("sku_id", &sku_id)?;
     let body = super::json_body(body)?;
     let row = state.shop.inventory().set_stock(seller.scope()?, sku, body.stock_count).await?;
-    Ok(fresh(row))
+    Ok(personal(row))
 }
 
 #[derive(Deserialize)]
@@ -66,5 +59,5 @@ async fn set_shards(
     let sku = parse_id("sku_id", &sku_id)?;
     let body = super::json_body(body)?;
     let row = state.shop.inventory().set_shards(seller.scope()?, sku, body.shards).await?;
-    Ok(fresh(row))
+    Ok(personal(row))
 }

@@ -4,14 +4,13 @@
 //! admin any. Another seller's order is 404, as if absent.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use model::order::OrderStatus;
 use serde::Deserialize;
 
-use super::{parse_id, QueryPairs};
+use super::{parse_id, personal, QueryPairs};
 use crate::http::auth::Seller;
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -23,12 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/seller/orders/{order_id}/refund", post(refund))
 }
 
-/// Order states move by the minute: never cached.
-fn fresh(body: impl serde::Serialize) -> Response {
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    response
-}
 
 async fn list(State(state): State<AppState>, seller: Seller, query: QueryPairs) -> Result<Response, ApiError> {
     let (limit, before) = query.page(50)?;
@@ -40,7 +33,7 @@ async fn list(State(state): State<AppState>, seller: Seller, query: QueryPairs) 
         })?),
     };
     let page = state.shop.fulfilment().seller_orders(seller.scope()?, status, limit, before).await?;
-    Ok(fresh(page))
+    Ok(personal(page))
 }
 
 #[derive(Deserialize)]
@@ -58,11 +51,11 @@ async fn ship(
     let order_id = parse_id("order_id", &order_id)?;
     let body = super::json_body(body)?;
     let order = state.shop.fulfilment().ship_by_hand(seller.scope()?, order_id, &body.carrier, &body.tracking_number).await?;
-    Ok(fresh(order))
+    Ok(personal(order))
 }
 
 async fn refund(State(state): State<AppState>, seller: Seller, Path(order_id): Path<String>) -> Result<Response, ApiError> {
     let order_id = parse_id("order_id", &order_id)?;
     let order = state.shop.fulfilment().refund(seller.scope()?, order_id).await?;
-    Ok(fresh(order))
+    Ok(personal(order))
 }

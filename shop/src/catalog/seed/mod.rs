@@ -266,7 +266,7 @@ fn product(
         } else {
             json_object(&[(leaf.spec.axis.name(), values[position])])
         };
-        row(out.skus, &[&sku_id.to_string(), &id.to_string(), &position.to_string(), &sku_attributes, &price.to_string(), "EUR", &created_at.to_rfc3339()]);
+        row(out.skus, &[&sku_id.to_string(), &id.to_string(), &position.to_string(), &sku_attributes, &price.to_string(), crate::catalog::SHOP_CURRENCY, &created_at.to_rfc3339()]);
         // About 8% sold out, 12% nearly gone, the rest comfortably stocked.
         let stock = match rng.below(100) {
             0..=7 => 0,
@@ -303,7 +303,7 @@ fn product(
         &description,
         &attributes,
         &min_price.to_string(),
-        "EUR",
+        crate::catalog::SHOP_CURRENCY,
         &rating_sum.to_string(),
         &rating_count.to_string(),
         &created_at.to_rfc3339(),
