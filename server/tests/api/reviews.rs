@@ -4,7 +4,7 @@
 //! and the histogram always equal SQL over the reviews table, paging returns
 //! each review once, and bad input is a 422 naming the field.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use model::OrderStatus;
 use reqwest::StatusCode;
@@ -176,14 +176,6 @@ async fn aggregates_and_histogram_equal_sql_and_paging_returns_each_review_once(
         histogram.insert(rating.to_string(), count);
     }
 
-    let all_ids: HashSet<String> = sqlx::query_scalar::<_, Uuid>("SELECT id FROM reviews WHERE product_id = $1")
-        .bind(s.product)
-        .fetch_all(&s.app.shop.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|id| id.to_string())
-        .collect();
     for sort in ["newest", "helpful"] {
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
@@ -202,9 +194,9 @@ async fn aggregates_and_histogram_equal_sql_and_paging_returns_each_review_once(
                 None => break,
             }
         }
-        assert_eq!(seen.len(), 7, "{sort}: no review twice");
+        // Every review once, in the sort's order across pages.
         let order = if sort == "newest" { "id DESC" } else { "helpful DESC, id DESC" };
-        let expected: Vec<String> = sqlx::query_scalar::<_, uuid::Uuid>(&format!("SELECT id FROM reviews WHERE product_id = $1 ORDER BY {order}"))
+        let in_order: Vec<String> = sqlx::query_scalar::<_, Uuid>(&format!("SELECT id FROM reviews WHERE product_id = $1 ORDER BY {order}"))
             .bind(s.product)
             .fetch_all(&s.app.shop.db)
             .await
@@ -212,8 +204,8 @@ async fn aggregates_and_histogram_equal_sql_and_paging_returns_each_review_once(
             .into_iter()
             .map(|id| id.to_string())
             .collect();
-        assert_eq!(seen, expected, "{sort}: in order across pages");
-        assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), all_ids, "{sort}: every review once");
+        assert_eq!(in_order.len(), 7);
+        assert_eq!(seen, in_order, "{sort}");
     }
     let (status, body) = get_json(&s, &format!("/api/v1/products/{}/reviews?sort=best", s.product)).await;
     assert_eq!((status, body["param"].as_str()), (StatusCode::BAD_REQUEST, Some("sort")));
