@@ -29,6 +29,8 @@ pub struct Config {
     pub search_sync_interval: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Requests worked on at once; one more is refused 503 at the door.
+    pub max_in_flight: usize,
     /// Origins allowed to call the API from a browser context (CORS): the
     /// seller desktop app's webview, and nothing else by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
@@ -278,6 +280,7 @@ impl Config {
             search_sync_interval: Duration::from_secs(parse_num(&lookup, "MERCATO_SEARCH_SYNC_SECS", 5u64)?.max(1)),
             request_timeout: Duration::from_secs(parse_num(&lookup, "MERCATO_REQUEST_TIMEOUT_SECS", 30u64)?),
             max_body_bytes: parse_num(&lookup, "MERCATO_MAX_BODY_BYTES", 1024 * 1024usize)?,
+            max_in_flight: parse_num(&lookup, "MERCATO_MAX_IN_FLIGHT", 1024usize)?.max(1),
             public_url: parse_public_url(lookup("MERCATO_PUBLIC_URL"), addr)?,
             sitemap_page_size: parse_num(&lookup, "MERCATO_SITEMAP_PAGE_SIZE", shop::catalog::sitemap::MAX_PAGE)?
                 .clamp(1, shop::catalog::sitemap::MAX_PAGE),

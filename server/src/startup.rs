@@ -138,6 +138,7 @@ impl Application {
             shop,
             leptos: config.leptos.clone(),
             metrics: Arc::new(Metrics::new()),
+            admission: crate::http::admission::Admission::new(config.max_in_flight),
             config: Arc::new(config),
         };
         Ok(Self { listener, state, index_built_at })

@@ -14,6 +14,7 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub admission: crate::http::admission::Admission,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -39,6 +39,9 @@ pub enum ApiError {
     TooManyRequests { retry_after: Duration },
     #[error("{dependency} is unavailable, please retry shortly")]
     Unavailable { dependency: &'static str, retry_after: Duration },
+    /// More requests in flight than this process serves at once (admission control).
+    #[error("the shop is busy right now, please retry in a moment")]
+    Overloaded { retry_after: Duration },
     /// Anything unexpected: logged with its cause, shown as a bland 500.
     #[error("something went wrong on our side")]
     Internal(#[source] anyhow::Error),
@@ -55,7 +58,7 @@ impl ApiError {
             ApiError::Unprocessable(_) | ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,13 +77,16 @@ impl ApiError {
             ApiError::PaymentDeclined { .. } => "payment_declined",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::TooManyRequests { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::Overloaded { retry_after } => {
                 Some(*retry_after)
             }
             _ => None,

@@ -1,6 +1,7 @@
 //! Gateway layers every request passes through, outermost first:
-//! request id → trace span → body limit → timeout → metrics → HTTP caching
-//! (Cache-Control, ETag, 304) → handler.
+//! request id → trace span → body limit → timeout → metrics → admission
+//! (503 beyond the in-flight limit) → HTTP caching (Cache-Control, ETag,
+//! 304) → handler.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, Method, StatusCode};
@@ -14,7 +15,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::{caching, metrics, server_fns};
+use super::{admission, caching, metrics, server_fns};
 use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +51,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(server_fns::client_errors))
         .layer(cors)
         .layer(middleware::from_fn(caching::conditional))
+        .layer(middleware::from_fn_with_state(state.admission.clone(), admission::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             ServiceBuilder::new()

@@ -2,6 +2,7 @@
 //! the REST API under /api/v1, the Leptos storefront, and the gateway layers
 //! every request passes through.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod caching;

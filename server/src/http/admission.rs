@@ -1,0 +1,126 @@
+//! Admission control: at most `MERCATO_MAX_IN_FLIGHT` requests are worked on
+//! at once; one more is answered 503 with Retry-After straight away.
+//!
+//! Without it, an open stream of shoppers larger than the machine can serve
+//! (the million-product benchmark at 1,000 pages/s) queued without bound:
+//! every request's Redis replies waited behind the others until the client
+//! timed out, each timeout fell back to PostgreSQL, the pool ran dry, and
+//! latency grew to the request timeout for everyone. Refusing the excess at
+//! the door keeps the admitted requests fast and tells the rest when to
+//! come back. Health, readiness and metrics always pass (an operator must
+//! see an overloaded shop), and so do Server-Sent Events streams, which
+//! stay open for minutes and would otherwise hold permits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+use super::error::ApiError;
+
+/// What a refused client is told to wait: long enough for a burst to pass.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Admission(Arc<Semaphore>);
+
+impl Admission {
+    pub fn new(max_in_flight: usize) -> Self {
+        Admission(Arc::new(Semaphore::new(max_in_flight.max(1))))
+    }
+}
+
+fn exempt(request: &Request) -> bool {
+    matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics")
+        || request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if exempt(&request) {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = admission.0.clone().try_acquire_owned() else {
+        return ApiError::Overloaded { retry_after: RETRY_AFTER }.into_response();
+    };
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Router;
+    use tokio::sync::{mpsc, oneshot};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A route that reports it has started and then waits to be released,
+    /// so the test knows (without sleeping) that a permit is held.
+    fn app(limit: usize) -> (Router, mpsc::Receiver<oneshot::Sender<()>>) {
+        let (started, waiting) = mpsc::channel::<oneshot::Sender<()>>(8);
+        let slow = move || {
+            let started = started.clone();
+            async move {
+                let (release, released) = oneshot::channel();
+                started.send(release).await.unwrap();
+                released.await.unwrap();
+                "done"
+            }
+        };
+        let router = Router::new()
+            .route("/slow", get(slow))
+            .route("/fast", get(|| async { "fast" }))
+            .route("/healthz", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(Admission::new(limit), admit));
+        (router, waiting)
+    }
+
+    fn get_req(path: &str, accept: Option<&str>) -> Request {
+        let mut request = Request::builder().uri(path);
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        request.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn beyond_the_limit_requests_are_refused_at_once_with_retry_after() {
+        let (router, mut started) = app(2);
+        let first = tokio::spawn(router.clone().oneshot(get_req("/slow", None)));
+        let second = tokio::spawn(router.clone().oneshot(get_req("/slow", None)));
+        let (release_first, release_second) = (started.recv().await.unwrap(), started.recv().await.unwrap());
+
+        // Both permits held: the next request is refused, not queued (a
+        // queued one would wait for ever here: the bound turns that into a failure).
+        let refused = tokio::time::timeout(Duration::from_secs(10), router.clone().oneshot(get_req("/fast", None)))
+            .await
+            .expect("answered at once, not queued")
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(refused.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "overloaded");
+
+        // Health and event streams still pass.
+        assert_eq!(router.clone().oneshot(get_req("/healthz", None)).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(router.clone().oneshot(get_req("/fast", Some("text/event-stream"))).await.unwrap().status(), StatusCode::OK);
+
+        // A finished request gives its permit back.
+        release_first.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        assert_eq!(router.clone().oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
+        release_second.send(()).unwrap();
+        assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+}
