@@ -14,6 +14,7 @@ pub mod events;
 pub mod flash;
 pub mod fulfilment;
 pub mod health;
+pub mod idempotency;
 pub mod inventory;
 pub mod kv;
 pub mod notifications;

@@ -116,9 +116,11 @@ fn AccountMenu() -> impl IntoView {
     let open = RwSignal::new(false);
     let account = crate::account::Account::get();
     let sign_out = ServerAction::<crate::server::account::SignOut>::new();
+    // The menu already closed when "Sign out" was clicked. Closing it again
+    // here, when the server answers, would shut a menu the shopper has
+    // reopened meanwhile (the browser suite caught exactly that race).
     Effect::new(move |_| {
         if let Some(Ok(())) = sign_out.value().get() {
-            open.set(false);
             account.changed();
         }
     });

@@ -2,7 +2,8 @@
 //! (`shop::checkout::Checkout::recover`): the authorization voided, the
 //! reservation released, the key freed for the customer's retry. Runs in
 //! every server process, first at startup. Hourly it also forgets answered
-//! idempotency keys past their retention (`Checkout::prune_keys`).
+//! idempotency keys past their retention (`Checkout::prune_keys`,
+//! `Catalog::prune_keys`).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,11 @@ pub async fn recover(shop: shop::Shop, every: Duration, older_than: Duration) {
         ticker.tick().await;
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());
-            match shop.checkout().prune_keys().await {
+            let pruned = match shop.checkout().prune_keys().await {
+                Ok(checkout) => shop.catalog().prune_keys().await.map(|products| checkout + products),
+                Err(err) => Err(err),
+            };
+            match pruned {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "idempotency keys past their retention forgotten"),
                 Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed; retrying next hour"),

@@ -413,3 +413,107 @@ async fn the_seller_product_list_pages_through_its_own_products_exactly_once(db:
     }
     assert_eq!(call(&s.app, Method::GET, &s.customer, "/api/v1/seller/products", None).await.0, 403);
 }
+
+/// POSTs a create with an `Idempotency-Key`: status, whether the answer was
+/// a replay, and the body.
+async fn create_with_key(app: &TestApp, token: &str, key: &[u8], body: &Value) -> (StatusCode, bool, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/seller/products"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", reqwest::header::HeaderValue::from_bytes(key).unwrap())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    (status, replayed, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn products_titled(db: &PgPool, title: &str) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT id FROM products WHERE title = $1 ORDER BY id").bind(title).fetch_all(db).await.unwrap()
+}
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_create_retried_with_its_idempotency_key_makes_one_product(db: PgPool) {
+    let s = setup(db, 10).await;
+    let (_, category) = leaf_category(&s.db).await;
+    let body = json!({ "title": "Retry Lantern", "category": category, "brand": "Second Try", "skus": [{ "price_cents": 2_500, "stock_count": 3 }] });
+
+    let (status, replayed, first) = create_with_key(&s.app, &s.seller, b"lantern-1", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{first}");
+    let id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
+
+    // The answer was lost after the commit, and the caches were not dropped
+    // (the 503 a failed cache drop gives): here the product's cached record
+    // is made stale behind the API's back. The retry finds the product and
+    // does the after-commit work again.
+    let record_path = format!("/api/v1/products/{id}");
+    assert_eq!(public(&s.app, &record_path).await["title"], "Retry Lantern");
+    sqlx::query("UPDATE products SET title = 'Retry Lantern Glowmaster' WHERE id = $1").bind(id).execute(&s.db).await.unwrap();
+    assert_eq!(public(&s.app, &record_path).await["title"], "Retry Lantern", "the record is cached, so the test can see the retry drop it");
+    let (status, replayed, again) = create_with_key(&s.app, &s.seller, b"lantern-1", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(public(&s.app, &record_path).await["title"], "Retry Lantern Glowmaster", "a replay drops the cached record");
+    assert!(search_ids(&s.app, "Glowmaster").await.contains(&id), "a replay re-indexes the product");
+    assert_eq!(products_titled(&s.db, "Retry Lantern").await.len() + products_titled(&s.db, "Retry Lantern Glowmaster").await.len(), 1);
+
+    // The key with another body is refused and writes nothing.
+    let other = json!({ "title": "Another Lantern", "category": category, "brand": "Second Try", "skus": [{ "price_cents": 2_600 }] });
+    let (status, _, refused) = create_with_key(&s.app, &s.seller, b"lantern-1", &other).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"], "idempotency_key_reused", "{refused}");
+    assert!(products_titled(&s.db, "Another Lantern").await.is_empty());
+
+    // Keys belong to their caller: the admin's "lantern-1" is its own.
+    let mut by_admin = other.clone();
+    by_admin["seller_id"] = json!(s.seller_id);
+    let (status, replayed, admins) = create_with_key(&s.app, &s.admin, b"lantern-1", &by_admin).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{admins}");
+    assert_eq!(products_titled(&s.db, "Another Lantern").await.len(), 1);
+
+    // Keys that cannot be keys are 400 naming the header, and write nothing.
+    for key in [&b""[..], &[b'k'; 256][..], &b"two words"[..], "café".as_bytes()] {
+        let (status, _, refused) = create_with_key(&s.app, &s.seller, key, &other).await;
+        assert_eq!(status, 400, "{key:?}: {refused}");
+        assert_eq!(refused["param"], "Idempotency-Key", "{refused}");
+    }
+    assert_eq!(products_titled(&s.db, "Another Lantern").await.len(), 1);
+
+    // Eight copies of one create sent at once (a client retrying on a
+    // timeout while the first is still running) make one product: one
+    // attempt creates it, the other seven answer with it. Several rounds,
+    // since one race may happen not to overlap.
+    for round in 0..5 {
+        let title = format!("Stampede Lamp {round}");
+        let body = json!({ "title": title, "category": category, "brand": "Second Try", "skus": [{ "price_cents": 990 }] });
+        let key = format!("stampede-{round}");
+        let sends = (0..8).map(|_| create_with_key(&s.app, &s.seller, key.as_bytes(), &body));
+        let answers = futures_util::future::join_all(sends).await;
+        assert!(answers.iter().all(|(status, ..)| *status == StatusCode::CREATED), "{answers:?}");
+        let ids: BTreeSet<&str> = answers.iter().map(|(_, _, p)| p["id"].as_str().unwrap()).collect();
+        let made = products_titled(&s.db, &title).await;
+        assert_eq!(made.len(), 1, "round {round}: {made:?}");
+        assert_eq!(ids, BTreeSet::from([made[0].to_string().as_str()]), "round {round}");
+        assert_eq!(answers.iter().filter(|(_, replayed, _)| !replayed).count(), 1, "round {round}: one attempt made it");
+    }
+
+    // Without a key nothing is deduplicated: two sends, two products.
+    let plain = json!({ "title": "Keyless Kettle", "category": category, "brand": "Second Try", "skus": [{ "price_cents": 700 }] });
+    for _ in 0..2 {
+        assert_eq!(call(&s.app, Method::POST, &s.seller, "/api/v1/seller/products", Some(plain.clone())).await.0, 201);
+    }
+    assert_eq!(products_titled(&s.db, "Keyless Kettle").await.len(), 2);
+
+    // A key past its retention is forgotten; its next use creates anew.
+    sqlx::query("UPDATE product_requests SET created_at = now() - interval '25 hours' WHERE idempotency_key = 'lantern-1'")
+        .execute(&s.db)
+        .await
+        .unwrap();
+    assert_eq!(s.app.shop.catalog().prune_keys().await.unwrap(), 2, "the seller's and the admin's lantern-1");
+    let (status, replayed, anew) = create_with_key(&s.app, &s.seller, b"lantern-1", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{anew}");
+    assert_ne!(anew["id"], first["id"]);
+}

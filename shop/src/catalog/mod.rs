@@ -21,7 +21,7 @@ use crate::{Error, Result, Shop};
 pub use record::ProductRecord;
 pub use seed::{SeedOptions, SeedReport};
 pub use model::{NewProduct, ProductChange};
-pub use update::{SkuPrice, SHOP_CURRENCY};
+pub use update::{Claim, Created, SkuPrice, SHOP_CURRENCY};
 
 use crate::inventory::SellerScope;
 
@@ -255,10 +255,17 @@ impl<'a> Catalog<'a> {
         self.product(id).await
     }
 
-    /// Adds a product with its SKUs and their opening stock to a seller's shop.
-    pub async fn create_product(&self, scope: SellerScope, new: NewProduct) -> Result<Product> {
-        let id = update::create(self.shop, scope, new).await?;
-        self.product(id).await
+    /// Adds a product with its SKUs and their opening stock to a seller's
+    /// shop. With a claim, a retry of the same create (same caller, key and
+    /// body) answers with the product the first attempt made.
+    pub async fn create_product(&self, scope: SellerScope, new: NewProduct, claim: Option<Claim<'_>>) -> Result<(Product, Created)> {
+        let created = update::create(self.shop, scope, new, claim).await?;
+        Ok((self.product(created.id).await?, created))
+    }
+
+    /// Forgets product-creation keys past their retention.
+    pub async fn prune_keys(&self) -> Result<u64> {
+        update::prune_keys(self.shop).await
     }
 
     /// Changes a product's text, category, brand or attributes, its SKUs'

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::record::ProductRecord;
 use super::{cache, images, Catalog};
+use crate::idempotency;
 use crate::inventory::SellerScope;
 use crate::{Error, Result, Shop};
 
@@ -30,7 +31,30 @@ pub struct SkuPrice {
     pub price_cents: i64,
 }
 
-pub(super) async fn create(shop: &Shop, scope: SellerScope, new: NewProduct) -> Result<Uuid> {
+/// The caller of a create and the `Idempotency-Key` its client chose for
+/// this attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub user: Uuid,
+    pub key: &'a str,
+}
+
+/// A product made by a create, or found again: `replayed` when a retry with
+/// the same key found the product its first attempt made.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    pub id: Uuid,
+    pub replayed: bool,
+}
+
+pub(super) async fn create(shop: &Shop, scope: SellerScope, new: NewProduct, claim: Option<Claim<'_>>) -> Result<Created> {
+    let claim = match claim {
+        Some(claim) => {
+            idempotency::validate_key(claim.key)?;
+            Some((claim, idempotency::request_hash(&new)))
+        }
+        None => None,
+    };
     let seller = match (scope, new.seller_id) {
         (SellerScope::Seller(own), None) => own,
         (SellerScope::Seller(own), Some(named)) if named == own => own,
@@ -59,8 +83,39 @@ pub(super) async fn create(shop: &Shop, scope: SellerScope, new: NewProduct) -> 
     distinct_variants(skus.iter().map(|(_, a, ..)| a))?;
     let min_price = skus.iter().map(|(_, _, price, _)| *price).min().expect("at least one SKU");
 
+    if let Some((claim, hash)) = &claim {
+        if let Some(id) = earlier(shop, *claim, hash).await? {
+            return replay(shop, id).await;
+        }
+    }
+
     let id = Uuid::now_v7();
     let mut tx = shop.db.begin().await?;
+    if let Some((claim, hash)) = &claim {
+        // The claim is the first write: a concurrent retry with this key
+        // waits here for the first attempt's transaction, then finds its
+        // product instead of making another.
+        let claimed = sqlx::query(
+            "INSERT INTO product_requests (user_id, idempotency_key, request_hash, product_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(claim.user)
+        .bind(claim.key)
+        .bind(hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            tx.rollback().await?;
+            let id = earlier(shop, *claim, hash).await?.ok_or_else(|| Error::Conflict {
+                code: "request_in_progress",
+                message: "a create with this Idempotency-Key was still being processed; retry shortly".into(),
+                details: None,
+            })?;
+            return replay(shop, id).await;
+        }
+    }
     let known_seller: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sellers WHERE id = $1)")
         .bind(seller)
         .fetch_one(&mut *tx)
@@ -101,7 +156,54 @@ pub(super) async fn create(shop: &Shop, scope: SellerScope, new: NewProduct) -> 
         .await?;
     tx.commit().await?;
     after_write(shop, id).await?;
-    Ok(id)
+    Ok(Created { id, replayed: false })
+}
+
+/// The product an earlier create with this key made; a refusal when that
+/// create sent another body.
+async fn earlier(shop: &Shop, claim: Claim<'_>, hash: &str) -> Result<Option<Uuid>> {
+    let row: Option<(String, Uuid)> =
+        sqlx::query_as("SELECT request_hash, product_id FROM product_requests WHERE user_id = $1 AND idempotency_key = $2")
+            .bind(claim.user)
+            .bind(claim.key)
+            .fetch_optional(&shop.db)
+            .await?;
+    match row {
+        Some((stored, _)) if stored != hash => Err(idempotency::reused("product")),
+        Some((_, id)) => Ok(Some(id)),
+        None => Ok(None),
+    }
+}
+
+/// A retry runs the after-commit work again: the first attempt may have
+/// committed and then failed to drop the caches, which is why it was retried.
+async fn replay(shop: &Shop, id: Uuid) -> Result<Created> {
+    after_write(shop, id).await?;
+    Ok(Created { id, replayed: true })
+}
+
+/// Forgets product keys older than [`idempotency::KEY_RETENTION`], a batch at
+/// a time.
+pub(super) async fn prune_keys(shop: &Shop) -> Result<u64> {
+    const BATCH: i64 = 1_000;
+    let mut pruned = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM product_requests r USING (
+                 SELECT user_id, idempotency_key FROM product_requests
+                 WHERE created_at < now() - make_interval(secs => $1) LIMIT $2
+             ) old WHERE r.user_id = old.user_id AND r.idempotency_key = old.idempotency_key",
+        )
+        .bind(idempotency::KEY_RETENTION.as_secs_f64())
+        .bind(BATCH)
+        .execute(&shop.db)
+        .await?
+        .rows_affected();
+        pruned += done;
+        if (done as i64) < BATCH {
+            return Ok(pruned);
+        }
+    }
 }
 
 pub(super) async fn change(shop: &Shop, scope: SellerScope, id: Uuid, change: ProductChange) -> Result<ProductRecord> {

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use model::order::{OrderItem, OrderStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::cart::{FlashHold, Owner};
+use crate::idempotency::{self, request_hash, validate_key};
 use crate::inventory::Line;
 use crate::orders::{NewOrder, Orders};
 use crate::{Error, Result, Shop};
@@ -76,7 +76,7 @@ enum Outcome {
 /// How long a key's answer is kept, as Stripe keeps its keys. After that a
 /// key that made an order still answers with it (orders keep the key); a key
 /// whose answer was a refusal runs again.
-pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+pub use crate::idempotency::KEY_RETENTION;
 
 /// How long a retry waits for the first request with its key to finish.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(20);
@@ -512,10 +512,7 @@ impl<'a> Checkout<'a> {
             .await?;
             match row {
                 Some((stored_hash, _, _)) if stored_hash != hash => {
-                    return Err(Error::Rejected {
-                        code: "idempotency_key_reused",
-                        message: "this Idempotency-Key was already used for a different checkout; use a new key for a new attempt".into(),
-                    })
+                    return Err(idempotency::reused("checkout"))
                 }
                 Some((_, state, Some(sqlx::types::Json(outcome)))) if state == "done" => return Ok(Some(outcome.into_result())),
                 None => return Ok(None),
@@ -730,18 +727,6 @@ async fn store(conn: &mut sqlx::PgConnection, user: Uuid, key: &str, order_id: U
     .await?
     .rows_affected();
     Ok(done == 1)
-}
-
-fn request_hash(request: &CheckoutRequest) -> String {
-    let canonical = serde_json::to_vec(request).expect("a checkout request serialises");
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn validate_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::bad_input("Idempotency-Key", "send a client-generated key (e.g. a UUID) of 1 to 255 visible ASCII characters"));
-    }
-    Ok(())
 }
 
 /// Trims and checks every field, naming the first that is wrong.

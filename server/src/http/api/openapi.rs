@@ -194,8 +194,9 @@ pub fn spec() -> Value {
                     "responses": with(errors(&[400, 401, 403, 503]), ok("SellerProductPage"))
                 },
                 "post": {
-                    "summary": "Add a product with its SKUs and their opening stock (201, `Location` of the new product). A seller adds to its own shop (another `seller_id` is 403 `not_your_shop`); an admin names `seller_id`. An unknown brand is created; an unknown category, a currency other than the shop's, duplicate variants, or out-of-range prices and stock are 422 naming the field. Shows in lists and search at once.",
+                    "summary": "Add a product with its SKUs and their opening stock (201, `Location` of the new product). A seller adds to its own shop (another `seller_id` is 403 `not_your_shop`); an admin names `seller_id`. An unknown brand is created; an unknown category, a currency other than the shop's, duplicate variants, or out-of-range prices and stock are 422 naming the field. Shows in lists and search at once. With an `Idempotency-Key`, a retry (same caller, key and body) answers with the first attempt's product and `Idempotent-Replayed: true`; the key with another body is 422 `idempotency_key_reused`.",
                     "security": [{ "bearer": [] }, { "cookie": [] }],
+                    "parameters": [param("Idempotency-Key", "header", "Optional: a client-generated key (e.g. a UUID), one per create, reused on retry; kept 24 h.", json!({"type": "string", "maxLength": 255}))],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewProduct" } } } },
                     "responses": with_code(errors(&[400, 401, 403, 422, 503]), "201", created("Product"))
                 }

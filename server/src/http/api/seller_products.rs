@@ -5,11 +5,12 @@
 //! absent); an admin any, and names the shop a new product joins.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use model::{NewProduct, ProductChange};
+use shop::catalog::Claim;
 
 use super::{json_body, parse_id, personal, QueryPairs};
 use crate::http::auth::Seller;
@@ -35,13 +36,28 @@ async fn one(State(state): State<AppState>, seller: Seller, Path(id): Path<Strin
     Ok(personal(state.shop.catalog().seller_product(seller.scope()?, id).await?))
 }
 
-async fn create(State(state): State<AppState>, seller: Seller, body: Body<NewProduct>) -> Result<Response, ApiError> {
+/// An `Idempotency-Key` is optional here (a product has no payment to
+/// double), but a client that may retry sends one: the retry then answers
+/// with the first attempt's product, marked `Idempotent-Replayed: true` as
+/// Stripe marks its replays.
+async fn create(State(state): State<AppState>, seller: Seller, headers: HeaderMap, body: Body<NewProduct>) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| ApiError::BadParam {
+            param: "Idempotency-Key".into(),
+            message: "send a client-generated key (e.g. a UUID) of visible ASCII characters".into(),
+        })?),
+    };
     let new = json_body(body)?;
-    let product = state.shop.catalog().create_product(seller.scope()?, new).await?;
+    let claim = key.map(|key| Claim { user: seller.0.user.id, key });
+    let (product, created) = state.shop.catalog().create_product(seller.scope()?, new, claim).await?;
     let mut response = personal(&product);
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/seller/products/{}", product.id)) {
         response.headers_mut().insert(header::LOCATION, location);
+    }
+    if created.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
