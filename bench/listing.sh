@@ -11,6 +11,8 @@
 # shop's common listings repeat and the long tail is a few hundred queries.
 # Reports requests/s, p50/p99 and, for phase 2, the hit ratio from /metrics.
 # Usage: bench/listing.sh   (PRODUCTS, CONNECTIONS, DURATION overrides; BUILD=0 skips the build)
+# BEFORE_BIN=<an older server binary> adds a third phase, the cache on with
+# that binary, so a change is measured against its predecessor in one run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -69,9 +71,9 @@ echo "   $(wc -l < "$WORK/listing.txt") distinct requests"
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
-phase() { # label, MERCATO_SEARCH_CACHE value
-  local label=$1 cache=$2
-  MERCATO_REDIS_PREFIX="bench-listing:$$:$label:" MERCATO_SEARCH_CACHE=$cache $SERVER_BIN serve > "$WORK/server-$label.log" 2>&1 &
+phase() { # label, MERCATO_SEARCH_CACHE value[, server binary]
+  local label=$1 cache=$2 bin=${3:-$SERVER_BIN}
+  MERCATO_REDIS_PREFIX="bench-listing:$$:$label:" MERCATO_SEARCH_CACHE=$cache $bin serve > "$WORK/server-$label.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
   local h0 m0 h1 m1
@@ -87,4 +89,8 @@ echo "== 1. result cache off, $CONNECTIONS connections, ${DURATION}s"
 phase cache-off off
 echo "== 2. result cache on, $CONNECTIONS connections, ${DURATION}s"
 phase cache-on on
+if [ -n "${BEFORE_BIN:-}" ]; then
+  echo "== 3. result cache on, $BEFORE_BIN, $CONNECTIONS connections, ${DURATION}s"
+  phase cache-on-before on "$BEFORE_BIN"
+fi
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r)"

@@ -178,26 +178,64 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut conn = shop.kv.conn();
-    let generation: Option<u64> = match conn.get(generation_key(shop)).await {
-        Ok(g) => g,
-        Err(err) => {
-            tracing::warn!(error = %err, "list cache unreadable; reading PostgreSQL");
-            Stats::add(&shop.stats.cache_errors, 1);
-            return Ok((load().await?, false));
-        }
-    };
-    let key = shop.kv.key(&format!("catalog:list:{}:{name}", generation.unwrap_or(0)));
-    if let Ok(Some(json)) = conn.get::<_, Option<String>>(&key).await {
-        if let Ok(value) = serde_json::from_str(&json) {
-            return Ok((value, true));
-        }
+    let slot = Slot::open(shop, name).await;
+    if let Some(value) = slot.json.as_deref().and_then(|json| serde_json::from_str(json).ok()) {
+        return Ok((value, true));
     }
     let value = load().await?;
     if let Ok(json) = serde_json::to_string(&value) {
-        let _: redis::RedisResult<()> = conn.set_ex(&key, json, LIST_TTL.as_secs()).await;
+        slot.fill(shop, json).await;
     }
     Ok((value, false))
+}
+
+/// Like [`cached`], for a caller that only sends the value on: the cached
+/// JSON as stored, never parsed (a hot list answered from Redis costs no
+/// decoding and re-encoding).
+pub(crate) async fn cached_json<T, F, Fut>(shop: &Shop, name: &str, load: F) -> Result<(String, bool)>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let slot = Slot::open(shop, name).await;
+    if let Some(json) = slot.json {
+        return Ok((json, true));
+    }
+    let json = serde_json::to_string(&load().await?).map_err(|err| Error::Internal(Box::new(err)))?;
+    slot.fill(shop, json.clone()).await;
+    Ok((json, false))
+}
+
+/// A derived list's place in the cache under the current generation, and
+/// what it holds. No key when Redis cannot answer: the caller reads
+/// PostgreSQL and nothing is stored.
+struct Slot {
+    key: Option<String>,
+    json: Option<String>,
+}
+
+impl Slot {
+    async fn open(shop: &Shop, name: &str) -> Slot {
+        let mut conn = shop.kv.conn();
+        let generation: Option<u64> = match conn.get(generation_key(shop)).await {
+            Ok(g) => g,
+            Err(err) => {
+                tracing::warn!(error = %err, "list cache unreadable; reading PostgreSQL");
+                Stats::add(&shop.stats.cache_errors, 1);
+                return Slot { key: None, json: None };
+            }
+        };
+        let key = shop.kv.key(&format!("catalog:list:{}:{name}", generation.unwrap_or(0)));
+        let json = conn.get::<_, Option<String>>(&key).await.ok().flatten();
+        Slot { key: Some(key), json }
+    }
+
+    async fn fill(self, shop: &Shop, json: String) {
+        if let Some(key) = self.key {
+            let _: redis::RedisResult<()> = shop.kv.conn().set_ex(&key, json, LIST_TTL.as_secs()).await;
+        }
+    }
 }
 
 /// Makes every cached list stale (their keys name the old generation).

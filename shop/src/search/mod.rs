@@ -161,19 +161,37 @@ impl<'a> Search<'a> {
     /// rating) is a catalog write, which moves the generation the key names,
     /// and a re-index (a SKU selling out) moves the index state it names.
     pub async fn run(&self, params: &SearchParams) -> Result<SearchPage> {
-        let request = SearchRequest::from_params(params);
-        let build = || async {
-            let outcome = self.shop.search.search(&request).await?;
-            let hits = self.shop.catalog().summaries(&outcome.ids).await?;
-            Ok(SearchPage { hits, total: outcome.total, page: params.page, per_page: params.per_page, facets: outcome.facets })
-        };
         if !self.shop.search_settings.result_cache {
-            return build().await;
+            return self.page(params).await;
         }
-        let name = format!("search-page:{}:{}", self.shop.search.cache_scope(), request.cache_key());
-        let (page, hit) = cache::cached(self.shop, &name, build).await?;
-        Stats::add(if hit { &self.shop.stats.search_cache_hits } else { &self.shop.stats.search_cache_misses }, 1);
+        let (page, hit) = cache::cached(self.shop, &self.page_cache_name(params), || self.page(params)).await?;
+        self.count(hit);
         Ok(page)
+    }
+
+    /// [`Search::run`] as the JSON the API sends: a cached page goes out as
+    /// Redis holds it, with no decoding and re-encoding on the hot path.
+    pub async fn run_json(&self, params: &SearchParams) -> Result<String> {
+        if !self.shop.search_settings.result_cache {
+            return serde_json::to_string(&self.page(params).await?).map_err(|err| crate::Error::Internal(Box::new(err)));
+        }
+        let (json, hit) = cache::cached_json(self.shop, &self.page_cache_name(params), || self.page(params)).await?;
+        self.count(hit);
+        Ok(json)
+    }
+
+    async fn page(&self, params: &SearchParams) -> Result<SearchPage> {
+        let outcome = self.shop.search.search(&SearchRequest::from_params(params)).await?;
+        let hits = self.shop.catalog().summaries(&outcome.ids).await?;
+        Ok(SearchPage { hits, total: outcome.total, page: params.page, per_page: params.per_page, facets: outcome.facets })
+    }
+
+    fn page_cache_name(&self, params: &SearchParams) -> String {
+        format!("search-page:{}:{}", self.shop.search.cache_scope(), SearchRequest::from_params(params).cache_key())
+    }
+
+    fn count(&self, hit: bool) {
+        Stats::add(if hit { &self.shop.stats.search_cache_hits } else { &self.shop.stats.search_cache_misses }, 1);
     }
 
     /// Products whose words start like what the shopper is typing.
@@ -207,7 +225,7 @@ impl<'a> Search<'a> {
         }
         let name = format!("search:{}:{}", backend.cache_scope(), request.cache_key());
         let (outcome, hit) = cache::cached(self.shop, &name, || backend.search(request)).await?;
-        Stats::add(if hit { &self.shop.stats.search_cache_hits } else { &self.shop.stats.search_cache_misses }, 1);
+        self.count(hit);
         Ok(outcome)
     }
 

@@ -2,9 +2,11 @@
 //! suggestions, one product, and its live stock.
 
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use model::{BrowsePage, CategorySummary, Product, SearchPage, SearchParams, SkuStock};
+use model::{BrowsePage, CategorySummary, Product, SearchParams, SkuStock};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -32,9 +34,10 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Categories>, A
 }
 
 /// `GET /api/v1/products`: search and browse with facets, page-numbered.
-async fn search(State(state): State<AppState>, query: QueryPairs) -> Result<Json<SearchPage>, ApiError> {
+async fn search(State(state): State<AppState>, query: QueryPairs) -> Result<Response, ApiError> {
     let params = SearchParams::from_pairs(query.iter())?;
-    Ok(Json(state.shop.search().run(&params).await?))
+    let json = state.shop.search().run_json(&params).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response())
 }
 
 /// `GET /api/v1/categories/{slug}/products`: a category, keyset-paginated
