@@ -153,6 +153,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let config = self.state.config.clone();
+        let tasks = self.state.shop.tasks.clone();
         let shop = &self.state.shop;
         let runs = |worker: Worker| config.workers.runs(worker);
         tracing::info!(workers = %config.workers, "background workers");
@@ -228,14 +229,25 @@ impl Application {
             tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
         });
-        let server = std::pin::pin!(server.into_future());
+        // Requests first, then the work they started that outlives them
+        // (a checkout whose caller timed out is still paying): exiting
+        // under it would leave an authorization to recovery, a minute on.
+        let drained = async {
+            let result = server.into_future().await;
+            tasks.close();
+            if !tasks.is_empty() {
+                tracing::info!(tasks = tasks.len(), "waiting for checkouts still running");
+            }
+            tasks.wait().await;
+            result
+        };
         tokio::select! {
-            result = server => result,
+            result = drained => result,
             _ = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(grace).await;
             } => {
-                tracing::warn!("grace period over: dropping requests still in flight");
+                tracing::warn!(tasks = tasks.len(), "grace period over: dropping requests and checkouts still in flight");
                 Ok(())
             }
         }

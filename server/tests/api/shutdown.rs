@@ -1,5 +1,6 @@
 //! Graceful shutdown: a request already in flight when the signal arrives
-//! still gets its answer; new connections are refused.
+//! still gets its answer; new connections are refused; a checkout whose
+//! caller stopped waiting finishes before the server stops.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::redis_url;
+use crate::helpers::{redis_url, wait_for, LocalStripe};
+use crate::stripe_fake::Fault;
 
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn in_flight_requests_finish_after_the_shutdown_signal(db: PgPool) {
@@ -76,4 +78,72 @@ async fn in_flight_requests_finish_after_the_shutdown_signal(db: PgPool) {
         .expect("server stops once idle")
         .unwrap()
         .unwrap();
+}
+
+/// A checkout runs as a task of its own, to its end, even when its caller
+/// stops waiting (`Checkout::place`). Stopping the server must wait for it:
+/// a process that exited between the authorization and the commit would
+/// leave the card held and the customer without an order until recovery.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn shutdown_waits_for_a_checkout_whose_caller_gave_up(db: PgPool) {
+    let stripe = LocalStripe::start().await;
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let mut config = Config::from_lookup(|key| match key {
+        "MERCATO_ADDR" => Some("127.0.0.1:0".into()),
+        "MERCATO_REDIS_PREFIX" => Some(prefix.clone()),
+        "REDIS_URL" => Some(redis_url()),
+        _ => std::env::var(key).ok(),
+    })
+    .unwrap();
+    config.shutdown_grace = Duration::from_secs(30);
+    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
+    let shop = shop::Shop::new(db, kv).with_payment_settings(stripe.settings());
+    shop.catalog().seed(shop::catalog::SeedOptions { products: 5 }).await.unwrap();
+    let app = Application::with_shop(config, shop.clone()).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stop_rx.await;
+    }));
+
+    let sku: uuid::Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory ORDER BY sku_id LIMIT 1").fetch_one(&shop.db).await.unwrap();
+    shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, 5).await.unwrap();
+    let token = shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap().remove(0);
+    let user = shop.accounts().authenticate(&token).await.unwrap().unwrap();
+    shop.cart().add(&shop::cart::Owner::User(user.id), sku, 1).await.unwrap();
+    let key = uuid::Uuid::new_v4().to_string();
+    let request: shop::checkout::CheckoutRequest = serde_json::from_value(serde_json::json!({
+        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+        "payment_method": "pm_card_visa",
+    }))
+    .unwrap();
+
+    // The authorization takes 3 s; the caller gives up once the checkout
+    // has claimed its key, and the server is told to stop at once.
+    stripe.fake().fail_next(("POST", "/confirm"), Fault::Delay(Duration::from_secs(3)));
+    let (db, k) = (&shop.db, key.as_str());
+    let checkout = shop.checkout();
+    let placing = checkout.place(user.id, &key, &request);
+    let claimed = async {
+        wait_for("the checkout to claim its key", Duration::from_secs(20), || async move { checkout_state(db, k).await.is_some() }).await;
+    };
+    tokio::select! {
+        placed = placing => panic!("the checkout finished before its delayed authorization: {placed:?}"),
+        () = claimed => {}
+    }
+    assert_eq!(checkout_state(&shop.db, &key).await.as_deref(), Some("started"), "the checkout is still paying when the caller leaves");
+    stop_tx.send(()).unwrap();
+
+    tokio::time::timeout(Duration::from_secs(30), server).await.expect("the server stops within its grace").unwrap().unwrap();
+    // The moment the server has stopped, the checkout has finished: its
+    // key answered, its order placed on the one authorization.
+    assert_eq!(checkout_state(&shop.db, &key).await.as_deref(), Some("done"), "the server stopped under a running checkout");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE idempotency_key = $1").bind(&key).fetch_one(&shop.db).await.unwrap();
+    assert_eq!(orders, 1);
+    let intents = stripe.intents().await;
+    assert_eq!(intents.len(), 1, "{intents:#?}");
+    assert_eq!(intents[0]["status"], "requires_capture", "{intents:#?}");
+}
+
+async fn checkout_state(db: &PgPool, key: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT state FROM checkout_requests WHERE idempotency_key = $1").bind(key).fetch_optional(db).await.unwrap()
 }

@@ -98,13 +98,14 @@ impl<'a> Checkout<'a> {
     /// leave its authorization and claim to recovery, a minute later, and a
     /// future dropped mid-transaction hands its connection back in an
     /// unknown state. The customer's retry with the same key then gets this
-    /// run's answer.
+    /// run's answer. The task is tracked (`Shop::tasks`), so stopping the
+    /// server waits for it instead of cutting it off mid-payment.
     pub async fn place(&self, user: Uuid, key: &str, request: &CheckoutRequest) -> Result<Placed> {
         let shop = self.shop.clone();
         let (key, request) = (key.to_owned(), request.clone());
         // The request's span (its request id) goes with the task.
         let work = async move { Checkout::new(&shop).place_to_the_end(user, &key, &request).await };
-        tokio::spawn(tracing::Instrument::instrument(work, tracing::Span::current()))
+        self.shop.tasks.spawn(tracing::Instrument::instrument(work, tracing::Span::current()))
             .await
             .map_err(|e| Error::internal(format!("the checkout task failed: {e}")))?
     }
