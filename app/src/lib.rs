@@ -2,6 +2,10 @@
 //! hydrated in the browser (feature `hydrate`). No SQL or Redis here: server
 //! functions call `shop` under `ssr`.
 
+// The pages' view types nest deeply; the release wasm build (`cargo xtask
+// run`) computes their layouts past the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod components;
 pub mod pages;
