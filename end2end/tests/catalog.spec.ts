@@ -97,6 +97,14 @@ test('open a product, switch variant and image without a reload', async ({ page,
   const before = await main.getAttribute('src');
   await page.getByRole('link', { name: 'Show image 2' }).click();
   await expect(main).not.toHaveAttribute('src', before!);
+  // The gallery works from the keyboard: each thumbnail is a focusable
+  // link that Enter follows, and says which image is shown.
+  const first = page.getByRole('link', { name: 'Show image 1' });
+  await first.focus();
+  await expect(first).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(main).toHaveAttribute('src', before!);
+  await expect(first).toHaveAttribute('aria-current', 'true');
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
   await snapshot(page, 'product-variant');
 });

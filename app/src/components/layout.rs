@@ -132,7 +132,8 @@ fn AccountMenu() -> impl IntoView {
     };
     view! {
         <div class="relative" on:keydown=close_on_escape>
-            <button type="button" class="btn-ghost" aria-haspopup="true"
+            // Named for narrow screens too, where the word "Account" is hidden.
+            <button type="button" class="btn-ghost" aria-haspopup="true" aria-label="Account"
                 aria-controls="account-menu"
                 aria-expanded=move || open.get().to_string()
                 data-testid="account-menu-button"

@@ -85,6 +85,7 @@ fn CategoryView(data: BrowsePage, params: SearchParams) -> impl IntoView {
                 <FilterSidebar action=path.clone() params=params.clone() facets/>
                 <div>
                     <SortLinks path=path.clone() params=params.clone() relevance_label="Popular"/>
+                    <h2 class="sr-only">"Products"</h2>
                     <div class="mt-4">
                         <ProductGrid products=data.products empty="No products match these filters."/>
                     </div>

@@ -49,7 +49,11 @@ fn ResultsView(page: SearchPage, params: SearchParams) -> impl IntoView {
         .collect();
     view! {
         <Title text=heading.clone()/>
+        // Result pages of arbitrary queries are kept out of indexes (the
+        // categories and products are what a search engine should list);
+        // the description still serves links shared from here.
         <Meta name="robots" content="noindex"/>
+        <Meta name="description" content=format!("{heading}: {} products at Mercato, with prices, ratings and live stock.", page.total)/>
         <div class="page-section" data-testid="search-page">
             <h1 class="font-display text-3xl font-bold tracking-tight">{heading}</h1>
             <p class="mt-1 text-sm text-muted" data-testid="result-count">
@@ -69,6 +73,9 @@ fn ResultsView(page: SearchPage, params: SearchParams) -> impl IntoView {
                 <FilterSidebar action="/search" params=params.clone() facets=page.facets.clone() carry_query=true/>
                 <div>
                     <SortLinks path="/search" params=params.clone()/>
+                    // The cards' titles are h3s: a heading between them and
+                    // the page's h1 keeps the outline in order.
+                    <h2 class="sr-only">"Results"</h2>
                     <div class="mt-4">
                         <ProductGrid products=page.hits empty="No products match your search."/>
                     </div>
