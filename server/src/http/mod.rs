@@ -16,6 +16,7 @@ pub mod server_fns;
 
 use axum::routing::get;
 use axum::Router;
+use tower_http::services::ServeDir;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 use crate::state::AppState;
@@ -45,7 +46,32 @@ pub fn router(state: AppState) -> Router {
             let options = options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_shop, app::shell));
+        .fallback_service(site_files(&options, &state, provide_shop));
 
     layers::apply(router, &state).with_state(state)
+}
+
+/// The site's files (wasm, JS, CSS, icons; `.br`/`.gz` when the release
+/// build wrote them), and for any other path the storefront's 404 page.
+///
+/// Files are served here rather than by leptos_axum's file handler: that
+/// one wraps each file response in a reactive owner, and an owner left
+/// current on the worker thread by a page being rendered leaks that page's
+/// status into it. The browser suite caught `/pkg/mercato.js` answered
+/// with its body but status 404 right after a 404 page, which stops the
+/// page from hydrating.
+fn site_files(
+    options: &leptos::config::LeptosOptions,
+    state: &AppState,
+    provide_shop: impl Fn() + Clone + Send + Sync + 'static,
+) -> ServeDir<Router> {
+    let not_found = Router::new()
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_shop, app::shell))
+        .with_state(state.clone());
+    ServeDir::new(&*options.site_root)
+        .precompressed_br()
+        .precompressed_gzip()
+        .append_index_html_on_directories(false)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(not_found)
 }
