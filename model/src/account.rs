@@ -39,3 +39,11 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seller_id: Option<Uuid>,
 }
+
+/// The answer to a sign-up or sign-in. Browsers use the session cookie it
+/// also sets; API clients (the desktop app) send `token` as a bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub token: String,
+}

@@ -24,3 +24,8 @@ pub mod time;
 pub use flash::{BuyRequest, FlashLive, FlashReport, FlashSale, FlashSalePage, FlashSaleStatus, MyFlashState, NewFlashSale, PublicFlashSale, PublicFlashStatus};
 pub mod seller;
 pub use seller::{NewProduct, NewSku, ProductChange, SellerProduct, SellerProductPage, SkuChange};
+pub mod inventory;
+pub use inventory::{SkuStockPage, SkuStockRow};
+pub mod error;
+pub use error::ApiErrorBody;
+pub mod desktop;

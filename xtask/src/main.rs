@@ -6,6 +6,7 @@
 //! crates.io.
 
 mod cmd;
+mod desktop;
 mod meili;
 mod services;
 mod tools;
@@ -13,13 +14,17 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <run|test>
+const USAGE: &str = "usage: cargo xtask <run|test|desktop>
   run    install what is missing, start PostgreSQL and Redis if needed, migrate,
          seed the demo catalog when empty, build and serve http://127.0.0.1:3000
          (MERCATO_SEARCH=meilisearch: search on Meilisearch, started when needed)
   test   the same setup, then every Rust test (the Meilisearch ones against a
          Meilisearch started for the run when this machine has one) and the
-         Playwright browser suite (--no-e2e leaves it out)";
+         Playwright browser suite and the desktop app's end-to-end suite under
+         Xvfb (--no-e2e leaves both out)
+  desktop  build the seller desktop app and open it against the shop at
+         MERCATO_SERVER_URL (default http://127.0.0.1:3000, which `run` serves);
+         --release for an optimised build, --build-only to build and stop";
 
 fn main() -> ExitCode {
     // The first argument is the program's own path.
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(),
         Some("test") => test(&args[1..]),
+        Some("desktop") => desktop::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -115,7 +121,7 @@ fn run() -> Result {
 fn test(extra: &[String]) -> Result {
     let root = root();
     let skip_e2e = extra.iter().any(|a| a == "--no-e2e");
-    tools::ensure(if skip_e2e { tools::Purpose::Run } else { tools::Purpose::Test })?;
+    tools::ensure(if skip_e2e { tools::Purpose::TestRust } else { tools::Purpose::Test })?;
     let env = services::ensure("mercato_test")?;
     let meili = meili::for_tests()?;
     let mut tally = cmd::Tally::default();
@@ -126,7 +132,11 @@ fn test(extra: &[String]) -> Result {
     let mut cargo_test = cmd::cargo();
     // --no-fail-fast: one failing test binary must not keep the others from
     // running, or the counts would leave them out without a word.
-    cargo_test.args(["test", "--workspace", "--no-fail-fast", "--color", "always"]).current_dir(&root);
+    // The desktop app has a step of its own below (its end-to-end tests
+    // need the UI built and a virtual screen).
+    cargo_test
+        .args(["test", "--workspace", "--exclude", "admin-desktop", "--exclude", "admin-desktop-ui", "--no-fail-fast", "--color", "always"])
+        .current_dir(&root);
     env.apply(&mut cargo_test);
     match &meili {
         Some(meili) => {
@@ -152,7 +162,10 @@ fn test(extra: &[String]) -> Result {
     }
 
     if skip_e2e {
-        notes.push("browser suite skipped: --no-e2e".to_owned());
+        if let Err(failed) = desktop::test(&env, false, &mut tally) {
+            failures.push(failed);
+        }
+        notes.push("browser and desktop end-to-end suites skipped: --no-e2e".to_owned());
         return finish(&tally, &notes, &failures);
     }
 
@@ -179,6 +192,10 @@ fn test(extra: &[String]) -> Result {
         .env("MERCATO_REDIS_PREFIX", &prefix);
     e2e.apply(&mut playwright);
     if let Err(failed) = cmd::run_counting(&mut playwright, &mut tally) {
+        failures.push(failed);
+    }
+
+    if let Err(failed) = desktop::test(&env, true, &mut tally) {
         failures.push(failed);
     }
     finish(&tally, &notes, &failures)

@@ -15,22 +15,54 @@ const LOCALSTRIPE_VERSION: &str = "1.15.10";
 /// its REST API (`GET /email`) is what the tests read mail through.
 const MAILDEV_VERSION: &str = "2.2.1";
 
+/// The seller desktop app's end-to-end driver (crates.io). Pinned: 3.x
+/// alphas are published too.
+const TAURI_DRIVER_VERSION: &str = "2.1.0";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
+    /// The shop (`cargo xtask run`).
     Run,
+    /// The shop's Rust tests without the browser or desktop suites (`--no-e2e`).
+    TestRust,
+    /// Every suite, the browser's and the desktop app's included.
     Test,
+    /// The seller desktop app alone (`cargo xtask desktop`): the shop runs apart.
+    Desktop,
 }
 
 pub fn ensure(purpose: Purpose) -> Result {
     step("Checking tools");
     ensure_debian_packages(purpose)?;
     ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    if purpose == Purpose::Desktop {
+        return Ok(());
+    }
     ensure_npm_packages()?;
     ensure_cargo_leptos()?;
-    ensure_wasm_bindgen()?;
     ensure_localstripe()?;
     ensure_maildev()?;
+    if purpose == Purpose::Test {
+        ensure_tauri_driver()?;
+    }
     Ok(())
+}
+
+pub fn tauri_driver_bin() -> std::path::PathBuf {
+    root().join("target/tools/tauri-driver/bin/tauri-driver")
+}
+
+/// Into target/tools like the other tools, so a fresh clone's CI and a
+/// user's ~/.cargo stay apart.
+fn ensure_tauri_driver() -> Result {
+    let have = cmd::output(Command::new(tauri_driver_bin()).arg("--version"));
+    if have.as_deref().is_some_and(|v| v.contains(TAURI_DRIVER_VERSION)) {
+        println!("    tauri-driver {TAURI_DRIVER_VERSION}: present");
+        return Ok(());
+    }
+    println!("    installing tauri-driver {TAURI_DRIVER_VERSION} (crates.io, into target/tools/tauri-driver; about a minute)");
+    cmd::run(cmd::cargo().args(["install", "tauri-driver", "--version", &format!("={TAURI_DRIVER_VERSION}"), "--locked", "--root"]).arg(root().join("target/tools/tauri-driver")))
 }
 
 /// Where maildev lives: a folder of its own under target/, apart from the
@@ -84,6 +116,29 @@ fn python_venv_works() -> bool {
 
 /// Debian packages: (package, a file it installs that proves it is there).
 fn wanted_packages(purpose: Purpose) -> Vec<(&'static str, &'static str)> {
+    // The desktop app's build: WebKitGTK and what Tauri links (tray, xdo,
+    // librsvg), D-Bus for the keyring.
+    let desktop_build = [
+        ("build-essential", "/usr/bin/cc"),
+        ("pkg-config", "/usr/bin/pkg-config"),
+        ("libssl-dev", "/usr/include/openssl/ssl.h"),
+        ("libwebkit2gtk-4.1-dev", "/usr/include/webkitgtk-4.1/webkit2/webkit2.h"),
+        ("libxdo-dev", "/usr/include/xdo.h"),
+        ("libayatana-appindicator3-dev", "/usr/include/libayatana-appindicator3-0.1"),
+        ("librsvg2-dev", "/usr/include/librsvg-2.0"),
+        ("libdbus-1-dev", "/usr/include/dbus-1.0"),
+    ];
+    // Running it with no screen: a virtual X server, a session bus, and
+    // WebKit's WebDriver for tauri-driver.
+    let desktop_headless = [
+        ("xvfb", "/usr/bin/xvfb-run"),
+        ("xauth", "/usr/bin/xauth"),
+        ("dbus-x11", "/usr/bin/dbus-launch"),
+        ("webkit2gtk-driver", "/usr/bin/WebKitWebDriver"),
+    ];
+    if purpose == Purpose::Desktop {
+        return desktop_build.to_vec();
+    }
     let mut wanted = vec![
         ("postgresql", "/usr/bin/psql"),
         ("redis-server", "/usr/bin/redis-server"),
@@ -94,8 +149,19 @@ fn wanted_packages(purpose: Purpose) -> Vec<(&'static str, &'static str)> {
         ("pkg-config", "/usr/bin/pkg-config"),
         ("libssl-dev", "/usr/include/openssl/ssl.h"),
     ];
+    let mut add = |more: &[(&'static str, &'static str)]| {
+        for p in more {
+            if !wanted.contains(p) {
+                wanted.push(*p);
+            }
+        }
+    };
+    if matches!(purpose, Purpose::TestRust | Purpose::Test) {
+        add(&desktop_build);
+    }
     if purpose == Purpose::Test {
-        wanted.push(("chromium", "/usr/bin/chromium"));
+        add(&[("chromium", "/usr/bin/chromium")]);
+        add(&desktop_headless);
     }
     wanted
 }
@@ -108,10 +174,10 @@ fn ensure_debian_packages(purpose: Purpose) -> Result {
         .collect();
     // PostgreSQL's server binaries live in a versioned directory.
     let mut missing = missing;
-    if postgres_bin_dir().is_none() && !missing.contains(&"postgresql") {
+    if purpose != Purpose::Desktop && postgres_bin_dir().is_none() && !missing.contains(&"postgresql") {
         missing.push("postgresql");
     }
-    if !python_venv_works() {
+    if purpose != Purpose::Desktop && !python_venv_works() {
         missing.extend(["python3", "python3-venv"]);
     }
     if missing.is_empty() {

@@ -41,7 +41,8 @@ use crate::{Error, Result, Shop};
 pub use confirm::Confirmation;
 pub use set_aside::SetAside;
 pub use counters::{Drift, HeldDrift, ReconcileReport};
-pub use stock::{SellerScope, SkuStockRow, SkuStockPage};
+pub use model::{SkuStockPage, SkuStockRow};
+pub use stock::SellerScope;
 
 /// Most lines one reservation may hold, and most units per line: a cart is
 /// far smaller, and the bound keeps one script's work small.

@@ -6,12 +6,11 @@
 //! the live holds atomically with the rewrite, so a stock cut below what
 //! shoppers hold right now is refused with the numbers, never applied.
 
-use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::counters::{self, Mode, Truth};
-use super::{Inventory, MAX_SHARDS};
+use super::{Inventory, SkuStockPage, SkuStockRow, MAX_SHARDS};
 use crate::{Error, Result, Shop};
 
 /// The column is a 32-bit integer.
@@ -31,34 +30,6 @@ impl SellerScope {
             SellerScope::Admin => None,
         }
     }
-}
-
-/// One SKU as a seller manages it (the API's `{sku_id, product_id, title,
-/// stock_count, reserved, available}` and a breakdown).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SkuStockRow {
-    pub sku_id: Uuid,
-    pub product_id: Uuid,
-    pub title: String,
-    /// The variant's attributes, e.g. "Black / 42".
-    pub variant: String,
-    pub stock_count: i64,
-    /// Units not available to shoppers: in orders not yet shipped plus live holds.
-    pub reserved: i64,
-    pub available: i64,
-    /// Of `reserved`: confirmed into orders.
-    pub in_orders: i64,
-    /// Of `reserved`: in live reservations (carts at checkout).
-    pub held: i64,
-    pub shards: i32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SkuStockPage {
-    pub items: Vec<SkuStockRow>,
-    /// Pass back as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]

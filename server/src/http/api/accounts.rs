@@ -5,8 +5,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use model::account::SignedIn;
 use model::User;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::http::auth::{clear_session_cookie, session_cookie, AuthUser, ClientIp};
 use crate::http::error::ApiError;
@@ -33,11 +34,6 @@ struct Credentials {
     password: String,
 }
 
-#[derive(Serialize)]
-struct SignedIn {
-    user: User,
-    token: String,
-}
 
 
 /// The answer to a sign-up or sign-in: the session cookie, the guest cart
