@@ -57,9 +57,25 @@ impl Api {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<T, CmdError> {
+        self.call_with_key(method, path, token, body, None).await
+    }
+
+    /// A call carrying an `Idempotency-Key`: the shop answers a retry with
+    /// the first attempt's result.
+    pub async fn call_with_key<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+        key: Option<uuid::Uuid>,
+    ) -> Result<T, CmdError> {
         let mut request = self.http.request(method, self.url(path)?).timeout(CALL_TIMEOUT);
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key.to_string());
         }
         if let Some(body) = body {
             request = request.json(body);

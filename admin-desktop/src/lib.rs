@@ -4,10 +4,13 @@
 
 pub mod api;
 pub mod commands;
+pub mod csv;
+pub mod live;
 pub mod session;
 pub mod settings;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use model::desktop::CmdError;
 use reqwest::{Method, Url};
@@ -22,13 +25,16 @@ use settings::SettingsFile;
 /// The app's state, managed by Tauri and handed to every command.
 pub struct Desktop {
     pub api: Api,
-    pub session: Session,
+    /// Shared with the live watches, which outlive the command that starts them.
+    pub session: Arc<Session>,
     pub settings: SettingsFile,
+    /// Live flash-sale watches by their channel's id, to stop on request.
+    pub watches: Mutex<HashMap<u32, tauri::async_runtime::JoinHandle<()>>>,
 }
 
 impl Desktop {
     pub fn new(base: Url, store: Arc<dyn TokenStore>, settings: SettingsFile) -> Desktop {
-        Desktop { api: Api::new(base), session: Session::new(store), settings }
+        Desktop { api: Api::new(base), session: Arc::new(Session::new(store)), settings, watches: Mutex::default() }
     }
 
     /// As the app starts: the URL from the environment or the settings
@@ -52,10 +58,20 @@ impl Desktop {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, CmdError> {
+        self.authed_with_key(method, path, body, None).await
+    }
+
+    pub async fn authed_with_key<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        key: Option<uuid::Uuid>,
+    ) -> Result<T, CmdError> {
         let Some(token) = self.session.token() else {
             return Err(signed_out());
         };
-        match self.api.call(method, path, Some(token.expose()), body).await {
+        match self.api.call_with_key(method, path, Some(token.expose()), body, key).await {
             Err(e) if e.status == Some(401) => {
                 self.session.forget_if(&token);
                 Err(CmdError { status: Some(401), ..signed_out() })
@@ -87,6 +103,23 @@ pub fn app_builder<R: Runtime>(builder: tauri::Builder<R>, desktop: Desktop) -> 
         commands::stock::list_skus,
         commands::stock::set_stock,
         commands::stock::set_shards,
+        commands::stock::preview_stock_csv,
+        commands::stock::bulk_set_stock,
+        commands::products::list_products,
+        commands::products::get_product,
+        commands::products::create_product,
+        commands::products::update_product,
+        commands::products::list_categories,
+        commands::orders::list_orders,
+        commands::orders::ship_order,
+        commands::orders::refund_order,
+        commands::flash::list_flash_sales,
+        commands::flash::get_flash_sale,
+        commands::flash::create_flash_sale,
+        commands::flash::cancel_flash_sale,
+        commands::flash::watch_flash_sale,
+        commands::flash::unwatch,
+        commands::admin::reconcile,
     ])
 }
 

@@ -18,8 +18,11 @@ use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindow;
+use futures_util::StreamExt;
+use model::desktop::LiveMsg;
 use uuid::Uuid;
 
+use crate::live::{follow, Stopped};
 use crate::session::{KeyringStore, TokenStore};
 use crate::settings::SettingsFile;
 use crate::{app_builder, Desktop};
@@ -32,6 +35,10 @@ struct Fake {
     logged_out: Mutex<Vec<String>>,
     requests: AtomicUsize,
     issued: AtomicUsize,
+    /// The `Last-Event-ID` of each live-stream connection, in order.
+    resumed_from: Mutex<Vec<Option<String>>>,
+    /// The `Idempotency-Key` of each product create.
+    create_keys: Mutex<Vec<Option<String>>>,
 }
 
 fn user(role: Role) -> User {
@@ -110,6 +117,62 @@ async fn stock(State(f): State<Arc<Fake>>, headers: HeaderMap, Path(sku): Path<U
     Json(row(wanted)).into_response()
 }
 
+const LIVE_SALE: Uuid = Uuid::from_u128(0xf1a5);
+const SILENT_SALE: Uuid = Uuid::from_u128(0x5117);
+
+fn sample(id: &str, status: &str, remaining: i64) -> String {
+    let figures = json!({ "sale_id": LIVE_SALE, "status": status, "at": "2026-12-07T10:00:00Z", "remaining": remaining,
+        "reservations_per_s": 4.0, "orders_per_s": 2.0, "rejections_per_s": 0.0, "waitlist": 0, "promotions": 0,
+        "reserve_p50_ms": 1.0, "reserve_p99_ms": 2.0, "sold": 10 - remaining, "oversold": 0 });
+    format!("id: {id}\nevent: figures\ndata: {figures}\n\n")
+}
+
+/// The shop's live stream as it behaves: the first connection sends two
+/// samples and drops; a reconnection resumes after the `Last-Event-ID` it
+/// names (here, with the sale's last sample).
+async fn live(State(f): State<Arc<Fake>>, headers: HeaderMap, Path(sale): Path<Uuid>) -> Response {
+    if f.bearer(&headers).is_none() {
+        return refusal(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first");
+    }
+    let from = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    f.resumed_from.lock().unwrap().push(from.clone());
+    let sse = [("content-type", "text/event-stream")];
+    if sale == SILENT_SALE {
+        let quiet = futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(": hello\n\n")) })
+            .chain(futures_util::stream::pending());
+        return (sse, axum::body::Body::from_stream(quiet)).into_response();
+    }
+    let body = match from.as_deref() {
+        None => format!("{}{}", sample("1-0", "live", 9), sample("2-0", "live", 8)),
+        Some("2-0") => sample("3-0", "ended", 0),
+        Some(other) => panic!("resumed from {other}"),
+    };
+    (sse, body).into_response()
+}
+
+async fn create_product(State(f): State<Arc<Fake>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if f.bearer(&headers).is_none() {
+        return refusal(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first");
+    }
+    f.create_keys.lock().unwrap().push(headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let named = |name: &str| model::NamedRef { id: Uuid::from_u128(3), slug: name.to_lowercase(), name: name.into() };
+    let product = model::Product {
+        id: Uuid::from_u128(7),
+        title: body["title"].as_str().unwrap_or_default().into(),
+        description: String::new(),
+        attributes: Default::default(),
+        brand: named(body["brand"].as_str().unwrap_or_default()),
+        category: named(body["category"].as_str().unwrap_or_default()),
+        department: None,
+        seller: named("Northwind"),
+        images: vec![],
+        rating_avg: 0.0,
+        rating_count: 0,
+        skus: vec![],
+    };
+    (StatusCode::CREATED, Json(product)).into_response()
+}
+
 /// The fake on its own runtime and thread: `get_ipc_response` blocks the
 /// test's thread while the command runs on Tauri's runtime.
 fn fake_shop() -> (Arc<Fake>, SocketAddr) {
@@ -120,6 +183,8 @@ fn fake_shop() -> (Arc<Fake>, SocketAddr) {
         .route("/api/v1/me", get(me))
         .route("/api/v1/seller/skus", get(skus))
         .route("/api/v1/seller/skus/{sku}/stock", put(stock))
+        .route("/api/v1/seller/flash-sales/{sale}/live", get(live))
+        .route("/api/v1/seller/products", post(create_product))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(fake.clone());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -312,4 +377,89 @@ fn the_server_url_is_a_checked_setting_and_changing_it_signs_out() {
     let set = app.invoke("settings_set", json!({ "server_url": "http://127.0.0.1:9" })).unwrap();
     assert_eq!(set["server_url"], "http://127.0.0.1:9/");
     assert_eq!(app.invoke("list_skus", json!({})).unwrap_err()["code"], "signed_out");
+}
+
+fn live_url(addr: SocketAddr, sale: Uuid) -> reqwest::Url {
+    format!("http://{addr}/api/v1/seller/flash-sales/{sale}/live").parse().unwrap()
+}
+
+fn seller_token(fake: &Fake) -> String {
+    let token = "seller-live".to_owned();
+    fake.live.lock().unwrap().insert(token.clone());
+    token
+}
+
+#[test]
+fn the_live_stream_resumes_after_the_last_sample_it_saw() {
+    let (fake, addr) = fake_shop();
+    let token = seller_token(&fake);
+    let got = Mutex::new(Vec::new());
+    // Bounded, so a follower that never resumes fails instead of looping.
+    let stopped = tauri::async_runtime::block_on(follow(&reqwest::Client::new(), live_url(addr, LIVE_SALE), &token, None, crate::live::QUIET, |m| {
+        let mut got = got.lock().unwrap();
+        got.push(m);
+        got.len() < 10
+    }));
+    assert_eq!(stopped, Stopped::Ended);
+    let got = got.into_inner().unwrap();
+    let ids: Vec<&str> = got.iter().filter_map(|m| if let LiveMsg::Figures { id, .. } = m { Some(id.as_str()) } else { None }).collect();
+    assert_eq!(ids, ["1-0", "2-0", "3-0"], "every sample once, in order: {got:?}");
+    assert!(matches!(got[2], LiveMsg::Reconnecting { attempt: 1, .. }), "{got:?}");
+    assert!(matches!(got.last(), Some(LiveMsg::Ended { .. })), "{got:?}");
+    assert_eq!(*fake.resumed_from.lock().unwrap(), [None, Some("2-0".to_owned())]);
+}
+
+#[test]
+fn a_silent_stream_is_reconnected_and_a_401_stops_the_watch() {
+    let (fake, addr) = fake_shop();
+    let token = seller_token(&fake);
+    let got = Mutex::new(Vec::new());
+    // Quiet for 300 ms counts as dead here; the sink stops after the second reconnect.
+    let stopped = tauri::async_runtime::block_on(follow(
+        &reqwest::Client::new(),
+        live_url(addr, SILENT_SALE),
+        &token,
+        None,
+        std::time::Duration::from_millis(300),
+        |m| {
+            let mut got = got.lock().unwrap();
+            got.push(m);
+            got.len() < 2
+        },
+    ));
+    assert_eq!(stopped, Stopped::Closed);
+    let got = got.into_inner().unwrap();
+    assert!(got.iter().all(|m| matches!(m, LiveMsg::Reconnecting { error, .. } if error.contains("no word"))), "{got:?}");
+    assert_eq!(fake.resumed_from.lock().unwrap().len(), 2, "it reconnected");
+
+    fake.revoke_all();
+    let got = Mutex::new(Vec::new());
+    let stopped = tauri::async_runtime::block_on(follow(&reqwest::Client::new(), live_url(addr, LIVE_SALE), &token, None, crate::live::QUIET, |m| {
+        got.lock().unwrap().push(m);
+        true
+    }));
+    assert_eq!(stopped, Stopped::SignedOut);
+    assert_eq!(got.into_inner().unwrap(), [LiveMsg::SignedOut]);
+}
+
+#[test]
+fn a_bulk_update_reports_every_row_and_a_create_carries_its_key() {
+    let (fake, addr) = fake_shop();
+    let app = app(addr, mock_keyring());
+    app.sign_in("seller@shop.test", false).unwrap();
+    let csv = format!("sku_id,stock_count\n{SKU},20\n{SKU},1\nnope,3\n{},5\n", Uuid::from_u128(9));
+    let preview = app.invoke("preview_stock_csv", json!({ "text": csv })).unwrap();
+    assert_eq!(preview.as_array().unwrap().len(), 4);
+    let results = app.invoke("bulk_set_stock", json!({ "rows": preview })).unwrap();
+    let results: Vec<(u64, bool)> = results.as_array().unwrap().iter().map(|r| (r["line"].as_u64().unwrap(), r["error"].is_null())).collect();
+    // Line 3 repeats line 2's SKU and line 4 is no SKU: never sent. Line 5's SKU is not the seller's.
+    assert_eq!(results, [(2, true), (5, false)]);
+
+    let key = Uuid::from_u128(0xabc);
+    let product = json!({ "title": "Lamp", "category": "lighting", "brand": "Lumo", "skus": [{ "price_cents": 1200 }] });
+    app.invoke("create_product", json!({ "product": product, "idempotency_key": key })).unwrap();
+    assert_eq!(*fake.create_keys.lock().unwrap(), [Some(key.to_string())]);
+    let refused = app.invoke("create_product", json!({ "product": { "title": "Lamp", "price_cent": 1 }, "idempotency_key": key })).unwrap_err();
+    assert!(refused.to_string().contains("product"), "a malformed product never leaves the app: {refused}");
+    assert_eq!(fake.create_keys.lock().unwrap().len(), 1);
 }

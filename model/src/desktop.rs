@@ -53,3 +53,44 @@ pub struct SignInView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remember_error: Option<String>,
 }
+
+/// What the live flash-sale watch sends the page over its Tauri channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LiveMsg {
+    /// A new sample of the sale's figures (about one a second while it runs).
+    Figures { id: String, figures: crate::FlashLive },
+    /// The stream dropped or went quiet; the app reconnects from the last
+    /// event it saw (`Last-Event-ID`), backing off up to 5 s.
+    Reconnecting { attempt: u32, error: String },
+    /// The shop ended the session: the watch stops.
+    SignedOut,
+    /// The sale is over or gone: the watch stops.
+    Ended { reason: String },
+}
+
+/// One row of a stock CSV file (`sku_id,stock_count`), checked before any
+/// change is sent: a preview shows every row's fate first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockCsvRow {
+    /// 1-based, as a spreadsheet numbers it (the header is line 1).
+    pub line: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku_id: Option<uuid::Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_count: Option<i64>,
+    /// Why the row cannot be applied (it is then left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What happened to one row of a bulk update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockCsvResult {
+    pub line: usize,
+    pub sku_id: uuid::Uuid,
+    pub stock_count: i64,
+    /// The shop's refusal, in its words; `None` when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

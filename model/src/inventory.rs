@@ -30,3 +30,39 @@ pub struct SkuStockPage {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub next_cursor: Option<Uuid>,
 }
+
+/// One counter that did not match PostgreSQL minus live reservations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Drift {
+    pub sku_id: Uuid,
+    /// What Redis said.
+    pub counter: i64,
+    /// What it should have said, and now says.
+    pub expected: i64,
+    /// counter - expected: positive means Redis would have oversold.
+    pub drift: i64,
+}
+
+/// A SKU whose Redis `held` did not match its live reservation records
+/// (a record lost or corrupted): rewritten, with its counter.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeldDrift {
+    pub sku_id: Uuid,
+    /// What `inv:{sku}:held` said.
+    pub held: i64,
+    /// The units in live records, and what it says now.
+    pub expected: i64,
+    /// held - expected: positive means units were held by no one.
+    pub drift: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// SKUs in PostgreSQL.
+    pub checked: u64,
+    /// SKUs whose counter is loaded (the others load lazily when needed).
+    pub loaded: u64,
+    pub corrected: Vec<Drift>,
+    pub held_corrected: Vec<HeldDrift>,
+    pub took_ms: u64,
+}

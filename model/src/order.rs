@@ -163,3 +163,34 @@ mod tests {
         assert!(OrderStatus::Confirmed.cancellable());
     }
 }
+
+/// One shipment as a seller sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShipmentView {
+    pub seller_id: Uuid,
+    pub state: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+}
+
+/// An order as a seller sees it: only its own lines (all for an admin).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SellerOrder {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub currency: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub items: Vec<OrderItem>,
+    /// The shown lines' total.
+    pub lines_total_cents: i64,
+    pub shipments: Vec<ShipmentView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SellerOrderPage {
+    pub orders: Vec<SellerOrder>,
+    /// Pass back as `cursor` for older orders; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_cursor: Option<Uuid>,
+}

@@ -2,7 +2,11 @@
 //! wrapper: the work is on `Desktop`, so tests drive it through Tauri's IPC
 //! (argument names, registration) and directly alike.
 
+pub mod admin;
 pub mod auth;
+pub mod flash;
+pub mod orders;
+pub mod products;
 pub mod settings;
 pub mod stock;
 

@@ -2,7 +2,7 @@
 //! changes. The shop refuses a cut below what is reserved; its words come
 //! back as the error.
 
-use model::desktop::CmdError;
+use model::desktop::{CmdError, StockCsvResult, StockCsvRow};
 use model::{SkuStockPage, SkuStockRow};
 use reqwest::Method;
 use serde_json::json;
@@ -34,4 +34,41 @@ impl Desktop {
         }
         self.authed::<(), _>(Method::GET, &path, None).await
     }
+}
+
+/// Checks a CSV file's rows without sending anything.
+#[tauri::command(rename_all = "snake_case")]
+pub fn preview_stock_csv(text: String) -> Result<Vec<StockCsvRow>, CmdError> {
+    crate::csv::parse_stock_csv(&text).map_err(|e| CmdError::new("bad_input", format!("This file cannot be used: {e}.")))
+}
+
+/// Applies the previewed rows one by one (the shop checks each against its
+/// live holds); each row gets its own result. If the session ends or the
+/// shop stops answering, the rows not yet sent say so.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn bulk_set_stock(state: State<'_, Desktop>, rows: Vec<StockCsvRow>) -> Result<Vec<StockCsvResult>, CmdError> {
+    let mut results = Vec::with_capacity(rows.len());
+    let mut stop: Option<String> = None;
+    for row in rows {
+        let (Some(sku_id), Some(stock_count), None) = (row.sku_id, row.stock_count, &row.error) else {
+            continue;
+        };
+        let error = match &stop {
+            Some(why) => Some(format!("not sent: {why}")),
+            None => match state
+                .authed::<_, SkuStockRow>(Method::PUT, &format!("api/v1/seller/skus/{sku_id}/stock"), Some(&json!({ "stock_count": stock_count })))
+                .await
+            {
+                Ok(_) => None,
+                Err(e) => {
+                    if e.is("signed_out") || e.is("unreachable") {
+                        stop = Some(e.message.clone());
+                    }
+                    Some(e.message)
+                }
+            },
+        };
+        results.push(StockCsvResult { line: row.line, sku_id, stock_count, error });
+    }
+    Ok(results)
 }

@@ -17,7 +17,11 @@ use crate::tauri;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
+    Products,
     Stock,
+    Orders,
+    Flash,
+    Admin,
 }
 
 /// The app-wide state every screen reads.
@@ -92,7 +96,11 @@ pub fn App() -> impl IntoView {
                 <Header/>
                 <main class="screen">
                     {move || match shell.screen.get() {
+                        Screen::Products => view! { <pages::products::ProductsScreen/> }.into_any(),
                         Screen::Stock => view! { <pages::stock::StockScreen/> }.into_any(),
+                        Screen::Orders => view! { <pages::orders::OrdersScreen/> }.into_any(),
+                        Screen::Flash => view! { <pages::flash::FlashScreen/> }.into_any(),
+                        Screen::Admin => view! { <pages::admin::AdminScreen/> }.into_any(),
                     }}
                 </main>
                 <Show when=move || shell.needs_sign_in.get()>
@@ -152,10 +160,11 @@ fn Header() -> impl IntoView {
             shell.needs_sign_in.set(false);
         })
     };
-    let tab = move |screen: Screen, label: &'static str| {
+    let tab = move |screen: Screen, label: &'static str, testid: &'static str| {
         view! {
             <button
                 class="tab"
+                data-testid=testid
                 class:active=move || shell.screen.get() == screen
                 aria-current=move || (shell.screen.get() == screen).then_some("page")
                 on:click=move |_| shell.screen.set(screen)
@@ -167,7 +176,15 @@ fn Header() -> impl IntoView {
     view! {
         <header class="topbar">
             <span class="brand">"Mercato " <b>"Seller"</b></span>
-            <nav aria-label="Screens">{tab(Screen::Stock, "Stock")}</nav>
+            <nav aria-label="Screens">
+                {tab(Screen::Products, "Products", "tab-products")}
+                {tab(Screen::Stock, "Stock", "tab-stock")}
+                {tab(Screen::Orders, "Orders", "tab-orders")}
+                {tab(Screen::Flash, "Flash sales", "tab-flash")}
+                <Show when=move || shell.user.get().is_some_and(|u| u.role == model::Role::Admin)>
+                    {tab(Screen::Admin, "Admin", "tab-admin")}
+                </Show>
+            </nav>
             <span class="who">
                 <span data-testid="user-name">{move || shell.user.get().map(|u| u.name).unwrap_or_default()}</span>
                 <span class="muted">{move || shell.user.get().map(|u| format!(" · {}", u.role.as_str())).unwrap_or_default()}</span>

@@ -5,6 +5,7 @@
 mod app;
 mod pages;
 mod tauri;
+mod widgets;
 
 fn main() {
     console_error_panic_hook::set_once();

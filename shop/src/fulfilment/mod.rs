@@ -27,8 +27,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use model::order::{SellerOrder, SellerOrderPage, ShipmentView};
 use model::order::{OrderItem, OrderStatus};
-use serde::Serialize;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -121,37 +121,6 @@ pub struct Report {
     pub failed: u64,
     pub captured_early: u64,
     pub refunds_finished: u64,
-}
-
-/// One shipment as a seller sees it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ShipmentView {
-    pub seller_id: Uuid,
-    pub state: String,
-    pub carrier: Option<String>,
-    pub tracking_number: Option<String>,
-}
-
-/// An order as a seller sees it: only its own lines (all for an admin).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SellerOrder {
-    pub order_id: Uuid,
-    pub status: OrderStatus,
-    pub currency: String,
-    /// RFC 3339.
-    pub created_at: String,
-    pub items: Vec<OrderItem>,
-    /// The shown lines' total.
-    pub lines_total_cents: i64,
-    pub shipments: Vec<ShipmentView>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SellerOrderPage {
-    pub orders: Vec<SellerOrder>,
-    /// Pass back as `cursor` for older orders; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<Uuid>,
 }
 
 /// The order row as a step sees it, locked FOR UPDATE.

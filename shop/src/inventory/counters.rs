@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -229,41 +228,7 @@ async fn load_from_db(shop: &Shop, skus: &[Uuid]) -> Result<HashMap<Uuid, i64>> 
     Ok(rows.into_iter().collect())
 }
 
-/// One counter that did not match PostgreSQL minus live reservations.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Drift {
-    pub sku_id: Uuid,
-    /// What Redis said.
-    pub counter: i64,
-    /// What it should have said, and now says.
-    pub expected: i64,
-    /// counter - expected: positive means Redis would have oversold.
-    pub drift: i64,
-}
-
-/// A SKU whose Redis `held` did not match its live reservation records
-/// (a record lost or corrupted): rewritten, with its counter.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HeldDrift {
-    pub sku_id: Uuid,
-    /// What `inv:{sku}:held` said.
-    pub held: i64,
-    /// The units in live records, and what it says now.
-    pub expected: i64,
-    /// held - expected: positive means units were held by no one.
-    pub drift: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct ReconcileReport {
-    /// SKUs in PostgreSQL.
-    pub checked: u64,
-    /// SKUs whose counter is loaded (the others load lazily when needed).
-    pub loaded: u64,
-    pub corrected: Vec<Drift>,
-    pub held_corrected: Vec<HeldDrift>,
-    pub took_ms: u64,
-}
+pub use model::inventory::{Drift, HeldDrift, ReconcileReport};
 
 const BATCH: i64 = 1_000;
 

@@ -9,15 +9,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::shell;
+use crate::widgets::Load;
+use model::desktop::{StockCsvResult, StockCsvRow};
+use wasm_bindgen::JsCast;
 
 const PAGE: u32 = 50;
 
-#[derive(Clone)]
-enum Load {
-    Loading,
-    Ready,
-    Failed(String),
-}
 
 #[component]
 pub fn StockScreen() -> impl IntoView {
@@ -25,6 +22,8 @@ pub fn StockScreen() -> impl IntoView {
     let rows = RwSignal::new(Vec::<(Uuid, RwSignal<SkuStockRow>)>::new());
     let next = RwSignal::new(None::<Uuid>);
     let state = RwSignal::new(Load::Loading);
+    // The CSV import's button and its review share it.
+    provide_context(Import::new());
 
     let fetch = move |cursor: Option<Uuid>| {
         spawn_local(async move {
@@ -74,8 +73,12 @@ pub fn StockScreen() -> impl IntoView {
         <section aria-labelledby="stock-title">
             <div class="screen-head">
                 <h1 id="stock-title">"Stock"</h1>
-                <button class="button small quiet" on:click=move |_| fetch(None)>"Refresh"</button>
+                <div class="row">
+                    <CsvImport/>
+                    <button class="button small quiet" on:click=move |_| fetch(None)>"Refresh"</button>
+                </div>
             </div>
+            <CsvReview/>
             {move || match state.get() {
                 Load::Loading => view! { <p class="muted" data-testid="stock-loading">"Loading stock…"</p> }.into_any(),
                 Load::Failed(why) => view! { <p class="error" role="alert">"Could not load the stock: " {why}</p> }.into_any(),
@@ -209,5 +212,140 @@ fn StockRow(row: RwSignal<SkuStockRow>) -> impl IntoView {
                 }}
             </td>
         </tr>
+    }
+}
+
+/// A CSV file being imported: its checked rows, then what applying them did.
+#[derive(Clone, Copy)]
+struct Import {
+    name: RwSignal<String>,
+    preview: RwSignal<Option<Vec<StockCsvRow>>>,
+    results: RwSignal<Option<Vec<StockCsvResult>>>,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+}
+
+impl Import {
+    fn new() -> Import {
+        Import {
+            name: RwSignal::new(String::new()),
+            preview: RwSignal::new(None),
+            results: RwSignal::new(None),
+            error: RwSignal::new(None),
+            busy: RwSignal::new(false),
+        }
+    }
+}
+
+fn import() -> Import {
+    expect_context::<Import>()
+}
+
+/// "Import CSV…": a file of `sku_id,stock_count` rows, previewed before anything is sent.
+#[component]
+fn CsvImport() -> impl IntoView {
+    let shell = shell();
+    let import = import();
+    let chosen = move |ev: leptos::ev::Event| {
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        input.set_value("");
+        import.name.set(file.name());
+        import.results.set(None);
+        import.error.set(None);
+        spawn_local(async move {
+            let text = match wasm_bindgen_futures::JsFuture::from(file.text()).await.ok().and_then(|t| t.as_string()) {
+                Some(text) => text,
+                None => return import.error.set(Some("The file could not be read as text.".into())),
+            };
+            match shell.call::<_, Vec<StockCsvRow>>("preview_stock_csv", json!({ "text": text })).await {
+                Ok(rows) => import.preview.set(Some(rows)),
+                Err(e) => import.error.set(Some(e.message)),
+            }
+        });
+    };
+    view! {
+        <label class="button small quiet file">
+            "Import CSV…"
+            <input type="file" accept=".csv,text/csv" class="sr-only" data-testid="csv-file" on:change=chosen/>
+        </label>
+    }
+}
+
+#[component]
+fn CsvReview() -> impl IntoView {
+    let shell = shell();
+    let import = import();
+    let usable = move || import.preview.with(|p| p.as_ref().map_or(0, |rows| rows.iter().filter(|r| r.error.is_none()).count()));
+    let apply = move |_| {
+        let Some(rows) = import.preview.get_untracked() else { return };
+        import.busy.set(true);
+        spawn_local(async move {
+            match shell.call::<_, Vec<StockCsvResult>>("bulk_set_stock", json!({ "rows": rows })).await {
+                Ok(results) => {
+                    import.results.set(Some(results));
+                    import.preview.set(None);
+                    shell.reload.update(|n| *n += 1);
+                }
+                Err(e) => import.error.set(Some(e.message)),
+            }
+            import.busy.set(false);
+        });
+    };
+    let close = move |_| {
+        import.preview.set(None);
+        import.results.set(None);
+        import.error.set(None);
+    };
+    view! {
+        <p class="error" role="alert">{move || import.error.get()}</p>
+        {move || import.preview.get().map(|rows| view! {
+            <div class="card wide" data-testid="csv-preview">
+                <h2>"Preview of " {import.name.get()}</h2>
+                <p class="muted">{usable()} " of " {rows.len()} " rows can be applied; the others are left out. Nothing has been changed yet."</p>
+                <table class="grid compact">
+                    <thead><tr><th scope="col">"Line"</th><th scope="col">"SKU"</th><th scope="col" class="num">"New stock"</th><th scope="col">"Check"</th></tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|r| view! {
+                            <tr class:refused=r.error.is_some()>
+                                <td>{r.line}</td>
+                                <td><code>{r.sku_id.map(|s| s.to_string()).unwrap_or_default()}</code></td>
+                                <td class="num">{r.stock_count.map(|n| n.to_string()).unwrap_or_default()}</td>
+                                <td class=if r.error.is_some() { "error" } else { "ok" }>{r.error.clone().unwrap_or_else(|| "ready".into())}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <div class="row">
+                    <button class="button small" data-testid="csv-apply" disabled=move || import.busy.get() || usable() == 0 on:click=apply>
+                        {move || format!("Apply {} changes", usable())}
+                    </button>
+                    <button class="button small quiet" on:click=close>"Discard"</button>
+                </div>
+            </div>
+        })}
+        {move || import.results.get().map(|results| {
+            let failed = results.iter().filter(|r| r.error.is_some()).count();
+            view! {
+                <div class="card wide" data-testid="csv-results">
+                    <h2>"Import of " {import.name.get()}</h2>
+                    <p>{results.len() - failed} " applied, " {failed} " refused."</p>
+                    <table class="grid compact">
+                        <thead><tr><th scope="col">"Line"</th><th scope="col">"SKU"</th><th scope="col" class="num">"Stock"</th><th scope="col">"Result"</th></tr></thead>
+                        <tbody>
+                            {results.into_iter().map(|r| view! {
+                                <tr class:refused=r.error.is_some()>
+                                    <td>{r.line}</td>
+                                    <td><code>{r.sku_id.to_string()}</code></td>
+                                    <td class="num">{r.stock_count}</td>
+                                    <td class=if r.error.is_some() { "error" } else { "ok" }>{r.error.clone().unwrap_or_else(|| "applied".into())}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <button class="button small quiet" on:click=close>"Close"</button>
+                </div>
+            }
+        })}
     }
 }
