@@ -56,6 +56,28 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// `server serve` on `port`, once it answers /readyz.
+async fn serve(port: u16, http: &reqwest::Client) -> Child {
+    let mut server = Command::new(required("MERCATO_E2E_SERVER"))
+        .arg("serve")
+        .env("MERCATO_ADDR", format!("127.0.0.1:{port}"))
+        .env("MERCATO_REDIS_PREFIX", required("MERCATO_REDIS_PREFIX"))
+        .env("RUST_LOG", "warn")
+        // Orders wait for a hand to ship them (the production default, said
+        // here so a caller's demo delays cannot ship them first).
+        .env("MERCATO_WAREHOUSE_PICK_MS", "3600000")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    wait_for_port(port, "the server", &mut server);
+    let deadline = Instant::now() + PATIENCE;
+    while !http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server
+}
+
 struct Harness {
     name: &'static str,
     server: Child,
@@ -76,24 +98,8 @@ impl Harness {
     async fn start(name: &'static str) -> Harness {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}/");
-        let mut server = Command::new(required("MERCATO_E2E_SERVER"))
-            .arg("serve")
-            .env("MERCATO_ADDR", format!("127.0.0.1:{port}"))
-            .env("MERCATO_REDIS_PREFIX", required("MERCATO_REDIS_PREFIX"))
-            .env("RUST_LOG", "warn")
-            // Orders wait for a hand to ship them (the production default, said
-            // here so a caller's demo delays cannot ship them first).
-            .env("MERCATO_WAREHOUSE_PICK_MS", "3600000")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the server");
-        wait_for_port(port, "the server", &mut server);
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + PATIENCE;
-        while !http.get(format!("{base}readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(Instant::now() < deadline, "the server never became ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let server = serve(port, &http).await;
 
         let (driver_port, native_port) = (free_port(), free_port());
         let mut driver = Command::new(required("TAURI_DRIVER"))
@@ -435,4 +441,54 @@ async fn desktop_e2e_the_flash_dashboard_follows_purchases_live() {
     assert!(seen_after <= Duration::from_secs(2), "the dashboard took {seen_after:?} (the issue allows 2 s)");
     assert_eq!(h.text_of("[data-testid=flash-oversold]").await.as_deref(), Some("0"));
     assert!(h.text_of("[data-testid=flash-last-update]").await.unwrap().starts_with("last update"));
+}
+
+#[tokio::test]
+async fn desktop_e2e_a_shop_that_stops_answering_shows_a_banner_that_clears_when_it_is_back() {
+    let mut h = Harness::start("unreachable").await;
+    h.sign_in_as_seller().await;
+    h.stock_rows().await;
+    stop(&mut h.server);
+    h.app.find(Locator::XPath("//button[normalize-space()='Refresh']")).await.unwrap().click().await.unwrap();
+    let banner = h.until("the banner", || async { h.text_of("[data-testid=unreachable]").await }).await;
+    assert!(banner.contains("cannot be reached"), "{banner}");
+    assert!(!h.stock_rows().await.is_empty(), "the rows stay on screen");
+    h.screenshot("banner").await;
+
+    // Back on the same address: the banner's own retry notices.
+    let port: u16 = h.base.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
+    h.server = serve(port, &h.http).await;
+    h.until("the banner to clear", || async { h.app.find(Locator::Css("[data-testid=unreachable]")).await.is_err().then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn desktop_e2e_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_form() {
+    let h = Harness::start("session-ends").await;
+    h.sign_in_as_seller().await;
+    h.open("tab-products").await;
+    h.open("product-new").await;
+    let title = format!("Kept Across Sign-in {}", std::process::id());
+    h.fill("[data-testid=product-title]", &title).await;
+    h.fill("[data-testid=product-brand]", "Lumo").await;
+    h.fill("[data-testid=sku-price]", "12.00").await;
+
+    // The shop forgets every session (as a Redis flush would).
+    let prefix = required("MERCATO_REDIS_PREFIX");
+    let redis = required("REDIS_URL");
+    let keys = Command::new("redis-cli").args(["-u", &redis, "--scan", "--pattern", &format!("{prefix}session*")]).output().unwrap();
+    for key in String::from_utf8_lossy(&keys.stdout).lines() {
+        assert!(Command::new("redis-cli").args(["-u", &redis, "unlink", key]).status().unwrap().success());
+    }
+
+    h.open("product-save").await;
+    h.wait_css("[role=dialog] [data-testid=sign-in-password]").await.send_keys(SELLER.1).await.unwrap();
+    h.screenshot("asked").await;
+    h.wait_css("[role=dialog] [data-testid=sign-in-submit]").await.click().await.unwrap();
+    h.until("the dialog to close", || async { h.app.find(Locator::Css("[role=dialog]")).await.is_err().then_some(()) }).await;
+    let kept = h.wait_css("[data-testid=product-title]").await.prop("value").await.unwrap().unwrap();
+    assert_eq!(kept, title, "what was typed is still there");
+
+    h.open("product-save").await;
+    let saved = h.until("the saved product", || async { h.text_of("[data-testid=product-saved]").await.filter(|t| !t.is_empty()) }).await;
+    assert!(saved.contains(&title), "{saved}");
 }

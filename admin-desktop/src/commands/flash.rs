@@ -13,11 +13,7 @@ use crate::{signed_out, Desktop};
 
 #[tauri::command(rename_all = "snake_case")]
 pub async fn list_flash_sales(state: State<'_, Desktop>, cursor: Option<Uuid>) -> Result<FlashSalePage, CmdError> {
-    let mut path = "api/v1/seller/flash-sales?limit=50".to_owned();
-    if let Some(cursor) = cursor {
-        path.push_str(&format!("&cursor={cursor}"));
-    }
-    state.authed::<(), _>(Method::GET, &path, None).await
+    state.authed::<(), _>(Method::GET, &super::page_path("api/v1/seller/flash-sales", None, cursor, &[]), None).await
 }
 
 #[tauri::command(rename_all = "snake_case")]

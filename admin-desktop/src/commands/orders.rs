@@ -16,16 +16,7 @@ pub async fn list_orders(
     cursor: Option<Uuid>,
     limit: Option<u32>,
 ) -> Result<SellerOrderPage, CmdError> {
-    let mut path = format!("api/v1/seller/orders?limit={}", limit.unwrap_or(50).clamp(1, 100));
-    if let Some(status) = status.filter(|s| !s.is_empty()) {
-        if !status.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
-            return Err(CmdError::new("bad_input", format!("“{status}” is not an order status")));
-        }
-        path.push_str(&format!("&status={status}"));
-    }
-    if let Some(cursor) = cursor {
-        path.push_str(&format!("&cursor={cursor}"));
-    }
+    let path = super::page_path("api/v1/seller/orders", limit, cursor, &[("status", status.as_deref())]);
     state.authed::<(), _>(Method::GET, &path, None).await
 }
 

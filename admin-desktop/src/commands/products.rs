@@ -19,18 +19,7 @@ pub async fn list_products(
     cursor: Option<Uuid>,
     limit: Option<u32>,
 ) -> Result<SellerProductPage, CmdError> {
-    let mut url = state.api.url("api/v1/seller/products")?;
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("limit", &limit.unwrap_or(50).clamp(1, 100).to_string());
-        if let Some(q) = q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            query.append_pair("q", q);
-        }
-        if let Some(cursor) = cursor {
-            query.append_pair("cursor", &cursor.to_string());
-        }
-    }
-    let path = format!("{}?{}", url.path().trim_start_matches('/'), url.query().unwrap_or_default());
+    let path = super::page_path("api/v1/seller/products", limit, cursor, &[("q", q.as_deref())]);
     state.authed::<(), _>(Method::GET, &path, None).await
 }
 

@@ -68,3 +68,32 @@ pub enum Load {
     Ready,
     Failed(String),
 }
+
+/// A table's rows, each with a signal of its own: a refresh updates a row in
+/// place, so what it shows beside the data (an open form, a note) stays.
+pub type Rows<T> = RwSignal<Vec<(uuid::Uuid, RwSignal<T>)>>;
+
+/// Puts a fetched page into `rows`: rows already shown get the fresh data,
+/// new ones a new signal; the first page replaces the list, a later one
+/// (`append`) extends it.
+pub fn merge_rows<T: Send + Sync + 'static>(rows: Rows<T>, fresh: Vec<T>, id: impl Fn(&T) -> uuid::Uuid, append: bool) {
+    let known = rows.get_untracked();
+    let merged: Vec<_> = fresh
+        .into_iter()
+        .map(|item| {
+            let key = id(&item);
+            match known.iter().find(|(k, _)| *k == key) {
+                Some((_, signal)) => {
+                    signal.set(item);
+                    (key, *signal)
+                }
+                None => (key, RwSignal::new(item)),
+            }
+        })
+        .collect();
+    if append {
+        rows.update(|all| all.extend(merged));
+    } else {
+        rows.set(merged);
+    }
+}

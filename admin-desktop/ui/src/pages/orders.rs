@@ -11,7 +11,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::shell;
-use crate::widgets::{local_time, short_id, Load};
+use crate::widgets::{local_time, merge_rows, short_id, Load};
+
+const PAGE: u32 = 25;
 
 const FILTERS: [(&str, &str); 6] =
     [("CONFIRMED", "To ship"), ("", "All"), ("SHIPPED", "Shipped"), ("DELIVERED", "Delivered"), ("REFUNDED", "Refunded"), ("CANCELLED", "Cancelled")];
@@ -30,28 +32,27 @@ pub fn OrdersScreen() -> impl IntoView {
         let cursor = if more { next.get_untracked() } else { None };
         let status = filter.get_untracked();
         spawn_local(async move {
-            match shell.call::<_, SellerOrderPage>("list_orders", json!({ "status": status, "cursor": cursor, "limit": 25 })).await {
+            match shell.call::<_, SellerOrderPage>("list_orders", json!({ "status": status, "cursor": cursor, "limit": PAGE })).await {
                 Ok(page) => {
-                    let known = orders.get_untracked();
-                    let fresh: Vec<_> = page
-                        .orders
-                        .into_iter()
-                        .map(|o| match known.iter().find(|(id, _)| *id == o.order_id) {
-                            Some((id, signal)) => {
-                                signal.set(o);
-                                (*id, *signal)
-                            }
-                            None => (o.order_id, RwSignal::new(o)),
-                        })
-                        .collect();
-                    if more {
-                        orders.update(|all| all.extend(fresh));
+                    // A refresh reads the first page again; older pages the
+                    // seller opened with "More" stay below it.
+                    let older: Vec<SellerOrder> = if more {
+                        Vec::new()
                     } else {
-                        orders.set(fresh);
-                    }
-                    if more || next.get_untracked().is_none() {
+                        orders.with_untracked(|all| {
+                            all.iter()
+                                .skip(PAGE as usize)
+                                .map(|(_, o)| o.get_untracked())
+                                .filter(|o| !page.orders.iter().any(|f| f.order_id == o.order_id))
+                                .collect()
+                        })
+                    };
+                    if more || older.is_empty() {
                         next.set(page.next_cursor);
                     }
+                    let mut rows = page.orders;
+                    rows.extend(older);
+                    merge_rows(orders, rows, |o| o.order_id, more);
                     if state.get_untracked() != Load::Ready {
                         state.set(Load::Ready);
                     }

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::shell;
-use crate::widgets::Load;
+use crate::widgets::{merge_rows, Load};
 use model::desktop::{StockCsvResult, StockCsvRow};
 use wasm_bindgen::JsCast;
 
@@ -29,22 +29,7 @@ pub fn StockScreen() -> impl IntoView {
         spawn_local(async move {
             match shell.call::<_, SkuStockPage>("list_skus", json!({ "cursor": cursor, "limit": PAGE })).await {
                 Ok(page) => {
-                    // A row already shown keeps its signal (and its place in
-                    // the table), given the fresh figures.
-                    let known = rows.get_untracked();
-                    let fresh = page.items.into_iter().map(|r| match known.iter().find(|(id, _)| *id == r.sku_id) {
-                        Some((id, signal)) => {
-                            signal.set(r);
-                            (*id, *signal)
-                        }
-                        None => (r.sku_id, RwSignal::new(r)),
-                    });
-                    let fresh: Vec<_> = fresh.collect();
-                    if cursor.is_none() {
-                        rows.set(fresh);
-                    } else {
-                        rows.update(|all| all.extend(fresh));
-                    }
+                    merge_rows(rows, page.items, |r| r.sku_id, cursor.is_some());
                     next.set(page.next_cursor);
                     if !matches!(state.get_untracked(), Load::Ready) {
                         state.set(Load::Ready);
