@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 const SELLER: (&str, &str) = ("seller@mercato.test", "sell-demo-2026");
 const CUSTOMER: (&str, &str) = ("ada@mercato.test", "shop-demo-2026");
+const ADMIN: (&str, &str) = ("admin@mercato.test", "admin-demo-2026");
 const ENTER: &str = "\u{E007}";
 /// How long a screen may take to show what the test waits for. Generous:
 /// two shared cores, a debug build and a software-rendered WebKit.
@@ -159,8 +160,12 @@ impl Harness {
     }
 
     async fn sign_in_as_seller(&self) {
-        self.wait_css("[data-testid=sign-in-email]").await.send_keys(SELLER.0).await.unwrap();
-        self.wait_css("[data-testid=sign-in-password]").await.send_keys(SELLER.1).await.unwrap();
+        self.sign_in_as(SELLER).await
+    }
+
+    async fn sign_in_as(&self, (email, password): (&str, &str)) {
+        self.wait_css("[data-testid=sign-in-email]").await.send_keys(email).await.unwrap();
+        self.wait_css("[data-testid=sign-in-password]").await.send_keys(password).await.unwrap();
         self.screenshot("sign-in").await;
         self.wait_css("[data-testid=sign-in-submit]").await.click().await.unwrap();
         let name = self.wait_css("[data-testid=user-name]").await;
@@ -365,12 +370,12 @@ async fn desktop_e2e_shipping_an_order_shows_it_shipped_to_the_customer() {
     h.sign_in_as_seller().await;
     // The third row: the stock tests use the first two.
     let sku = h.stock_rows().await.remove(2).attr("data-sku-id").await.unwrap().unwrap();
+    h.open("tab-orders").await;
+    h.wait_css("[data-testid=orders-filter]").await;
     let customer = h.login(CUSTOMER).await;
     let order_id = h.order_one(&customer, &sku).await;
-
-    h.open("tab-orders").await;
     let row = format!("[data-testid=order-row][data-order-id='{order_id}']");
-    // The list refreshes by itself: the new order appears without a click.
+    // Placed while the screen is open: the list's own refresh brings it.
     h.wait_css(&format!("{row} [data-testid=ship-open]")).await.click().await.unwrap();
     h.fill(&format!("{row} [data-testid=ship-carrier]"), "DHL").await;
     h.fill(&format!("{row} [data-testid=ship-tracking]"), "JD0146000031").await;
@@ -491,4 +496,42 @@ async fn desktop_e2e_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_
     h.open("product-save").await;
     let saved = h.until("the saved product", || async { h.text_of("[data-testid=product-saved]").await.filter(|t| !t.is_empty()) }).await;
     assert!(saved.contains(&title), "{saved}");
+}
+
+#[tokio::test]
+async fn desktop_e2e_a_csv_file_is_previewed_then_applied_row_by_row() {
+    let h = Harness::start("csv").await;
+    h.sign_in_as_seller().await;
+    let rows = h.stock_rows().await;
+    let (sku, product) = (rows[3].attr("data-sku-id").await.unwrap().unwrap(), rows[3].attr("data-product-id").await.unwrap().unwrap());
+    let reserved: i64 = h.cell_of(&sku, "stock-reserved").await.unwrap().parse().unwrap();
+    let before = h.public_available(&product, &sku).await;
+    assert_ne!(before, 77 - reserved, "the file must change something");
+    let file = std::env::temp_dir().join(format!("mercato-stock-{}.csv", std::process::id()));
+    std::fs::write(&file, format!("sku_id,stock_count\n{sku},77\nnot-a-sku,3\n")).unwrap();
+
+    h.wait_css("[data-testid=csv-file]").await.send_keys(file.to_str().unwrap()).await.unwrap();
+    let preview = h.until("the preview", || h.text_of("[data-testid=csv-preview]")).await;
+    assert!(preview.contains("1 of 2 rows can be applied"), "{preview}");
+    assert!(preview.contains("is not a SKU id"), "{preview}");
+    assert_eq!(h.public_available(&product, &sku).await, before, "a preview sends nothing");
+    h.screenshot("preview").await;
+    h.open("csv-apply").await;
+    let results = h.until("the results", || h.text_of("[data-testid=csv-results]")).await;
+    assert!(results.contains("1 applied, 0 refused"), "{results}");
+    h.screenshot("results").await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(h.public_available(&product, &sku).await, 77 - reserved, "shoppers see the file's figure");
+}
+
+#[tokio::test]
+async fn desktop_e2e_an_admin_runs_reconciliation_and_reads_the_report() {
+    let h = Harness::start("admin").await;
+    h.sign_in_as(ADMIN).await;
+    h.open("tab-admin").await;
+    h.open("reconcile").await;
+    let report = h.until("the drift report", || h.text_of("[data-testid=reconcile-report]")).await;
+    assert!(report.contains("SKUs checked"), "{report}");
+    assert!(report.contains("No drift") || report.contains("corrected"), "{report}");
+    h.screenshot("report").await;
 }

@@ -303,7 +303,7 @@ fn CsvReview() -> impl IntoView {
                 </table>
                 <div class="row">
                     <button class="button small" data-testid="csv-apply" disabled=move || import.busy.get() || usable() == 0 on:click=apply>
-                        {move || format!("Apply {} changes", usable())}
+                        {move || match usable() { 1 => "Apply 1 change".to_owned(), n => format!("Apply {n} changes") }}
                     </button>
                     <button class="button small quiet" on:click=close>"Discard"</button>
                 </div>
