@@ -57,9 +57,19 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// A child process stopped (SIGTERM) when dropped, so a test that fails
+/// half-way through starting leaves nothing running behind it.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
 /// `server serve` on `port`, once it answers /readyz.
-async fn serve(port: u16, http: &reqwest::Client) -> Child {
-    let mut server = Command::new(required("MERCATO_E2E_SERVER"))
+async fn serve(port: u16, http: &reqwest::Client) -> Proc {
+    let server = Command::new(required("MERCATO_E2E_SERVER"))
         .arg("serve")
         .env("MERCATO_ADDR", format!("127.0.0.1:{port}"))
         .env("MERCATO_REDIS_PREFIX", required("MERCATO_REDIS_PREFIX"))
@@ -70,7 +80,8 @@ async fn serve(port: u16, http: &reqwest::Client) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the server");
-    wait_for_port(port, "the server", &mut server);
+    let mut server = Proc(server);
+    wait_for_port(port, "the server", &mut server.0);
     let deadline = Instant::now() + PATIENCE;
     while !http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "the server never became ready");
@@ -79,20 +90,14 @@ async fn serve(port: u16, http: &reqwest::Client) -> Child {
     server
 }
 
+/// Fields drop in order: the app's driver first, then the server.
 struct Harness {
     name: &'static str,
-    server: Child,
-    driver: Child,
     app: Client,
+    driver: Proc,
+    server: Proc,
     base: String,
     http: reqwest::Client,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        stop(&mut self.driver);
-        stop(&mut self.server);
-    }
 }
 
 impl Harness {
@@ -102,8 +107,9 @@ impl Harness {
         let http = reqwest::Client::new();
         let server = serve(port, &http).await;
 
-        let (driver_port, native_port) = (free_port(), free_port());
-        let mut driver = Command::new(required("TAURI_DRIVER"))
+        let driver_port = free_port();
+        let native_port = std::iter::repeat_with(free_port).find(|p| *p != driver_port).unwrap();
+        let driver = Command::new(required("TAURI_DRIVER"))
             .args(["--port", &driver_port.to_string(), "--native-port", &native_port.to_string()])
             .env("MERCATO_DESKTOP_SERVER_URL", &base)
             // Xvfb has no Secret Service to keep a token in.
@@ -111,16 +117,29 @@ impl Harness {
             .stdout(Stdio::null())
             .spawn()
             .expect("start tauri-driver");
-        wait_for_port(driver_port, "tauri-driver", &mut driver);
+        let mut driver = Proc(driver);
+        wait_for_port(driver_port, "tauri-driver", &mut driver.0);
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
         caps.insert("tauri:options".into(), json!({ "application": env!("CARGO_BIN_EXE_admin-desktop") }));
-        let app = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("a WebDriver session with the app");
+        // tauri-driver listens before WebKitWebDriver behind it does; until
+        // then a new session fails at the connection, so it is retried.
+        let deadline = Instant::now() + PATIENCE;
+        let app = loop {
+            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{driver_port}"))
+                .await;
+            match attempt {
+                Ok(app) => break app,
+                Err(fantoccini::error::NewSessionError::FailedC(e)) if Instant::now() < deadline => {
+                    eprintln!("no WebDriver session yet ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("no WebDriver session with the app: {e:?}"),
+            }
+        };
         let harness = Harness { name, server, driver, app, base, http };
         harness.wait_css("body[data-app-ready]").await;
         harness
@@ -410,9 +429,8 @@ async fn desktop_e2e_the_flash_dashboard_follows_purchases_live() {
     h.fill("[data-testid=flash-minutes]", "10").await;
     h.screenshot("form").await;
     h.open("flash-create").await;
-    let row = h.wait_css("[data-testid=flash-row]").await;
-    let sale = row.attr("data-sale-id").await.unwrap().unwrap();
-    row.find(Locator::Css("[data-testid=flash-watch]")).await.unwrap().click().await.unwrap();
+    let sale = h.wait_css("[data-testid=flash-row]").await.attr("data-sale-id").await.unwrap().unwrap();
+    h.wait_css(&format!("[data-testid=flash-row][data-sale-id='{sale}'] [data-testid=flash-watch]")).await.click().await.unwrap();
 
     // The sale starts a few seconds after it was made: wait for its first live figures.
     h.until("the sale to go live", || async { h.text_of("[data-testid=flash-status]").await.filter(|t| t == "live") }).await;
@@ -453,7 +471,7 @@ async fn desktop_e2e_a_shop_that_stops_answering_shows_a_banner_that_clears_when
     let mut h = Harness::start("unreachable").await;
     h.sign_in_as_seller().await;
     h.stock_rows().await;
-    stop(&mut h.server);
+    stop(&mut h.server.0);
     h.app.find(Locator::XPath("//button[normalize-space()='Refresh']")).await.unwrap().click().await.unwrap();
     let banner = h.until("the banner", || async { h.text_of("[data-testid=unreachable]").await }).await;
     assert!(banner.contains("cannot be reached"), "{banner}");

@@ -69,6 +69,17 @@ pub enum Load {
     Failed(String),
 }
 
+impl Load {
+    /// Sets the state only when it changes: a screen re-renders its whole
+    /// table when its state is set, which would replace rows under the
+    /// seller's cursor on every refresh.
+    pub fn settle(state: RwSignal<Load>, to: Load) {
+        if state.with_untracked(|now| *now != to) {
+            state.set(to);
+        }
+    }
+}
+
 /// A table's rows, each with a signal of its own: a refresh updates a row in
 /// place, so what it shows beside the data (an open form, a note) stays.
 pub type Rows<T> = RwSignal<Vec<(uuid::Uuid, RwSignal<T>)>>;

@@ -34,7 +34,7 @@ pub fn FlashScreen() -> impl IntoView {
             match shell.call::<_, FlashSalePage>("list_flash_sales", json!({})).await {
                 Ok(page) => {
                     sales.set(page.items);
-                    state.set(Load::Ready);
+                    Load::settle(state, Load::Ready);
                 }
                 Err(e) if e.is("signed_out") || e.is("unreachable") => {}
                 Err(e) => state.set(Load::Failed(e.message)),
@@ -47,6 +47,7 @@ pub fn FlashScreen() -> impl IntoView {
             fetch();
         }
     });
+    let empty = Memo::new(move |_| sales.with(Vec::is_empty));
 
     view! {
         <Show when=move || watching.get().is_none() fallback=move || view! {
@@ -66,13 +67,16 @@ pub fn FlashScreen() -> impl IntoView {
                     <NewSaleForm on_created=Callback::new(move |sale: FlashSale| {
                         creating.set(false);
                         sales.update(|all| all.insert(0, sale));
-                        state.set(Load::Ready);
+                        Load::settle(state, Load::Ready);
+                        // The shop's list is the truth (a load started before
+                        // the sale was made must not be the last word).
+                        fetch();
                     })/>
                 </Show>
                 {move || match state.get() {
                     Load::Loading => view! { <p class="muted">"Loading flash sales…"</p> }.into_any(),
                     Load::Failed(why) => view! { <p class="error" role="alert">"Could not load the flash sales: " {why}</p> }.into_any(),
-                    Load::Ready if sales.with(Vec::is_empty) => view! { <p class="muted" data-testid="flash-empty">"No flash sales yet."</p> }.into_any(),
+                    Load::Ready if empty.get() => view! { <p class="muted" data-testid="flash-empty">"No flash sales yet."</p> }.into_any(),
                     Load::Ready => view! {
                         <table class="grid">
                             <thead><tr>

@@ -53,9 +53,7 @@ pub fn OrdersScreen() -> impl IntoView {
                     let mut rows = page.orders;
                     rows.extend(older);
                     merge_rows(orders, rows, |o| o.order_id, more);
-                    if state.get_untracked() != Load::Ready {
-                        state.set(Load::Ready);
-                    }
+                    Load::settle(state, Load::Ready);
                 }
                 Err(e) if e.is("signed_out") || e.is("unreachable") => {}
                 Err(e) => state.set(Load::Failed(e.message)),

@@ -43,7 +43,7 @@ pub fn ProductsScreen() -> impl IntoView {
                         items.set(page.items);
                     }
                     next.set(page.next_cursor);
-                    state.set(Load::Ready);
+                    Load::settle(state, Load::Ready);
                 }
                 Err(e) if e.is("signed_out") || e.is("unreachable") => {}
                 Err(e) => state.set(Load::Failed(e.message)),
@@ -54,6 +54,7 @@ pub fn ProductsScreen() -> impl IntoView {
         shell.reload.track();
         fetch(false);
     });
+    let empty = Memo::new(move |_| items.with(Vec::is_empty));
     let search = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         state.set(Load::Loading);
@@ -86,7 +87,7 @@ pub fn ProductsScreen() -> impl IntoView {
                 {move || match state.get() {
                     Load::Loading => view! { <p class="muted">"Loading products…"</p> }.into_any(),
                     Load::Failed(why) => view! { <p class="error" role="alert">"Could not load the products: " {why}</p> }.into_any(),
-                    Load::Ready if items.with(Vec::is_empty) => view! { <p class="muted">"No products match."</p> }.into_any(),
+                    Load::Ready if empty.get() => view! { <p class="muted">"No products match."</p> }.into_any(),
                     Load::Ready => view! {
                         <table class="grid">
                             <thead><tr>

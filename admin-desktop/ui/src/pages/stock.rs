@@ -31,9 +31,7 @@ pub fn StockScreen() -> impl IntoView {
                 Ok(page) => {
                     merge_rows(rows, page.items, |r| r.sku_id, cursor.is_some());
                     next.set(page.next_cursor);
-                    if !matches!(state.get_untracked(), Load::Ready) {
-                        state.set(Load::Ready);
-                    }
+                    Load::settle(state, Load::Ready);
                 }
                 // Signed out or unreachable: the shell shows it; the rows stay.
                 Err(e) if e.is("signed_out") || e.is("unreachable") => {
