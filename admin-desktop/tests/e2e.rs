@@ -315,6 +315,22 @@ async fn desktop_e2e_a_stock_change_reaches_the_public_api() {
 
     let after = h.public_available(&product, &sku).await;
     assert_eq!(after, before + 7, "shoppers see the seven new units");
+
+    // A hot SKU's counter split into 4 shards: the seller API says 4 and
+    // shoppers see the same number of units as before the split.
+    let shards = h.row(&sku).await.find(Locator::Css("[data-testid=shards-input]")).await.unwrap();
+    shards.clear().await.unwrap();
+    shards.send_keys(&format!("4{ENTER}")).await.unwrap();
+    let seller = h.login(SELLER).await;
+    let row = h
+        .until("the seller API to report 4 shards", || async {
+            let page = h.get("api/v1/seller/skus?limit=100", &seller).await;
+            page["items"].as_array()?.iter().find(|r| r["sku_id"] == sku.as_str() && r["shards"] == 4).cloned()
+        })
+        .await;
+    assert_eq!(row["available"].as_i64(), Some(after), "{row}");
+    assert_eq!(h.public_available(&product, &sku).await, after, "re-sharding moves no unit");
+    h.until("the row to show 4 shards", || async { h.row(&sku).await.find(Locator::Css("[data-testid=shards-input]")).await.ok()?.prop("value").await.ok()?.filter(|v| v == "4") }).await;
 }
 
 #[tokio::test]
