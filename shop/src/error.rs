@@ -110,10 +110,22 @@ impl From<sqlx::Error> for Error {
                 retry_after: Duration::from_secs(2),
                 source: Box::new(err),
             },
+            // PostgreSQL chose this transaction as a deadlock's victim (or a
+            // serialization failure): nothing of it was kept, and running it
+            // again succeeds. Callers that can, retry at once
+            // ([`Error::is_transaction_conflict`]); the rest answer 503.
+            sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some(DEADLOCK | SERIALIZATION_FAILURE)) => Error::Unavailable {
+                dependency: Dependency::Postgres,
+                retry_after: Duration::from_secs(1),
+                source: Box::new(err),
+            },
             other => Error::Internal(Box::new(other)),
         }
     }
 }
+
+const DEADLOCK: &str = "40P01";
+const SERIALIZATION_FAILURE: &str = "40001";
 
 impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
@@ -146,5 +158,15 @@ impl Error {
 
     pub fn bad_input(param: &str, message: impl Into<String>) -> Self {
         Error::BadInput { param: param.to_owned(), message: message.into() }
+    }
+
+    /// PostgreSQL rolled the transaction back to break a deadlock or a
+    /// serialization conflict: the whole transaction may simply run again.
+    pub fn is_transaction_conflict(&self) -> bool {
+        let Error::Unavailable { source, .. } = self else { return false };
+        match source.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some(DEADLOCK | SERIALIZATION_FAILURE)),
+            _ => false,
+        }
     }
 }

@@ -81,6 +81,10 @@ pub use crate::idempotency::KEY_RETENTION;
 /// How long a retry waits for the first request with its key to finish.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(20);
 
+/// Runs of the order transaction when PostgreSQL keeps choosing it as a
+/// deadlock's victim; after the last, the customer gets 503 (voided, key freed).
+const ORDER_ATTEMPTS: u32 = 3;
+
 pub struct Checkout<'a> {
     shop: &'a Shop,
 }
@@ -299,7 +303,7 @@ impl<'a> Checkout<'a> {
                 .map(|l| OrderItem { sku_id: l.sku_id, product_id: l.product_id, title: l.title.clone(), quantity: l.quantity as u32, unit_cents: l.current_unit_cents })
                 .collect(),
         };
-        match self.commit_order(user, key, &order, &placed, token, &holds).await {
+        match self.commit_order_retrying(user, key, &order, &placed, token, &holds).await {
             Ok(()) => {}
             Err(Committed::InDoubt(err)) => {
                 // The order may exist and be paid: voiding now could leave a
@@ -326,9 +330,45 @@ impl<'a> Checkout<'a> {
         Ok(placed)
     }
 
+    /// [`Checkout::commit_order`], run again when PostgreSQL rolled it back
+    /// to break a deadlock. One cannot be ruled out by lock order alone: a
+    /// mixed order takes its regular rows first and its flash sale's hot
+    /// rows last (so the hot rows stay locked only for the end of the
+    /// transaction), while shipping and regular orders take theirs in SKU
+    /// order, and a flash SKU also sells at its regular price. The card is
+    /// authorized already: the customer must not be refused for it.
+    async fn commit_order_retrying(
+        &self,
+        user: Uuid,
+        key: &str,
+        order: &NewOrder,
+        placed: &Placed,
+        token: Uuid,
+        holds: &[FlashHold],
+    ) -> std::result::Result<(), Committed> {
+        let mut attempt = 1;
+        loop {
+            let mut begun = Vec::new();
+            let committed = self.commit_order(user, key, order, placed, token, holds, &mut begun).await;
+            if let Err(Committed::No(err)) = &committed {
+                // Surely not committed: the holds this attempt started to
+                // confirm are the customer's again (for a retry, or theirs).
+                self.shop.flash().unconfirm(&begun).await;
+                if err.is_transaction_conflict() && attempt < ORDER_ATTEMPTS {
+                    tracing::info!(order_id = %order.id, attempt, error = %err, "order transaction rolled back by PostgreSQL; running it again");
+                    attempt += 1;
+                    continue;
+                }
+            }
+            return committed;
+        }
+    }
+
     /// The order transaction: inventory confirmed, prices read from
     /// PostgreSQL and checked against what was authorized, order written
     /// (with its history and outbox event), the answer stored for the key.
+    /// `begun` gets the flash holds it started confirming.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_order(
         &self,
         user: Uuid,
@@ -337,6 +377,7 @@ impl<'a> Checkout<'a> {
         placed: &Placed,
         token: Uuid,
         holds: &[FlashHold],
+        begun: &mut Vec<FlashHold>,
     ) -> std::result::Result<(), Committed> {
         let inventory = self.shop.inventory();
         let _turn = self.shop.flash().confirm_turn(holds).await;
@@ -347,7 +388,7 @@ impl<'a> Checkout<'a> {
             true => Some(inventory.confirm_in(&mut tx, token).await.map_err(Committed::No)?),
             false => None,
         };
-        self.shop.flash().confirm_in(&mut tx, user, order.id, holds).await.map_err(Committed::No)?;
+        self.shop.flash().confirm_in(&mut tx, user, order.id, holds, begun).await.map_err(Committed::No)?;
         // The cart priced the lines from the `sku:{id}` cache, which a reader
         // racing a price change can refill with the old price: what is
         // charged must be what PostgreSQL says now (flash lines: the sale's

@@ -686,8 +686,10 @@ impl<'a> Flash<'a> {
     /// `tx`: each hold stops expiring (Redis: confirming) and its outcome is
     /// recorded (the arbiter against the sweeper); [`Flash::take_in`] then
     /// moves the units, last. Call [`Flash::finish`] once `tx` has
-    /// committed. A hold that ran out is `reservation_expired`.
-    pub async fn confirm_in(&self, tx: &mut PgConnection, user: Uuid, order_id: Uuid, holds: &[FlashHold]) -> Result<()> {
+    /// committed, or [`Flash::unconfirm`] with `begun` (the holds this call
+    /// started confirming, filled even when it fails) once it surely has
+    /// not. A hold that ran out is `reservation_expired`.
+    pub async fn confirm_in(&self, tx: &mut PgConnection, user: Uuid, order_id: Uuid, holds: &[FlashHold], begun: &mut Vec<FlashHold>) -> Result<()> {
         for hold in holds {
             let reply: Vec<String> = self
                 .invoke(&scripts::BEGIN, hold.sale_id)
@@ -699,6 +701,7 @@ impl<'a> Flash<'a> {
             if head(&reply) != "OK" {
                 return Err(hold_ended(hold.sale_id));
             }
+            begun.push(*hold);
             if int(&reply, 1) != hold.quantity {
                 return Err(Error::internal(format!("flash hold {} has {} units, the cart says {}", hold.token, int(&reply, 1), hold.quantity)));
             }
@@ -749,6 +752,21 @@ impl<'a> Flash<'a> {
                 self.invoke(&scripts::FINISH, hold.sale_id).arg(hold.token.to_string()).invoke_async(&mut self.shop.kv.conn()).await;
             if let Err(err) = reply {
                 tracing::warn!(token = %hold.token, error = %err, "flash hold sold but not finished in Redis; the sweeper will");
+            }
+        }
+    }
+
+    /// An order transaction that began confirming `begun` did not commit:
+    /// the holds are their customer's again for the rest of their payment
+    /// windows, unless another order transaction still confirms them.
+    /// Where Redis cannot be told, the sweeper settles the hold after its
+    /// grace from PostgreSQL's record, as for a process that died.
+    pub async fn unconfirm(&self, begun: &[FlashHold]) {
+        for hold in begun {
+            let reply: redis::RedisResult<Vec<String>> =
+                self.invoke(&scripts::UNBEGIN, hold.sale_id).arg(hold.token.to_string()).invoke_async(&mut self.shop.kv.conn()).await;
+            if let Err(err) = reply {
+                tracing::warn!(token = %hold.token, error = %err, "flash hold left confirming after its order failed; the sweeper settles it");
             }
         }
     }

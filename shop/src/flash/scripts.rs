@@ -8,7 +8,9 @@
 //! 1. `meta`     hash: state (`ready` | `closed` | `cancelled`), starts and
 //!               ends (ms), limit, left (units not held or sold), sku,
 //!               price, seq (the line's ticket counter)
-//! 2. `holds`    hash: token → "user qty expiry_ms state" (held | confirming)
+//! 2. `holds`    hash: token → "user qty expiry_ms state" (held), or
+//!               "user qty expiry_ms confirming n" (n order transactions
+//!               in flight: a customer's two tabs may both check out)
 //! 3. `byuser`   hash: user → token of their live hold (at most one)
 //! 4. `due`      zset: token → when the sweeper must look at it (ms)
 //! 5. `bought`   hash: user → units held or in orders (what the limit counts)
@@ -41,6 +43,11 @@ end
 local function parse_hold(h)
   local u, q, e, st = string.match(h, '(%S+) (%S+) (%S+) (%S+)')
   return u, tonumber(q), tonumber(e), st
+end
+-- Order transactions confirming the hold now (a hold written before the
+-- count existed counts one).
+local function confirmers(h)
+  return tonumber(string.match(h, '^%S+ %S+ %S+ confirming (%d+)$') or '1')
 end
 local function parse_info(info)
   local w, d = string.match(info or '1 0', '(%S+) (%S+)')
@@ -292,8 +299,10 @@ return append({'OK', user, tostring(qty)}, promote(now, ttl, tokens))
 });
 
 /// Starts confirming a hold into an order: held → confirming, so neither
-/// the sweeper nor a release returns it while PostgreSQL commits. ARGV:
-/// token, user, grace_ms → {'OK', qty} | {'EXPIRED'} | {'NONE'}
+/// the sweeper nor a release returns it while PostgreSQL commits. Each
+/// order transaction counts itself in, so one that rolls back
+/// ([`UNBEGIN`]) cannot hand the hold back while another may still commit
+/// it. ARGV: token, user, grace_ms → {'OK', qty} | {'EXPIRED'} | {'NONE'}
 pub(super) static BEGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -304,12 +313,41 @@ if not h then return {'NONE'} end
 local u, q, e, st = parse_hold(h)
 if u ~= user then return {'NONE'} end
 local now = now_ms()
+local n = 1
 if st == 'held' then
   if e <= now then return {'EXPIRED'} end
-  redis.call('HSET', HOLDS, token, u .. ' ' .. q .. ' ' .. e .. ' confirming')
-  redis.call('ZADD', DUE, now + grace, token)
+else
+  n = confirmers(h) + 1
 end
+redis.call('HSET', HOLDS, token, u .. ' ' .. q .. ' ' .. e .. ' confirming ' .. n)
+redis.call('ZADD', DUE, now + grace, token)
 return {'OK', tostring(q)}
+"#
+    ))
+});
+
+/// An order transaction that began confirming the hold did not commit (a
+/// refusal, a lost deadlock): it counts itself out, and the last one out
+/// gives the hold back to its customer for the rest of its payment window
+/// instead of leaving it to the sweeper's grace. ARGV: token →
+/// {'HELD'} | {'CONFIRMING', n} | {'SKIP', state} | {'NONE'}
+pub(super) static UNBEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local token = ARGV[1]
+local h = redis.call('HGET', HOLDS, token)
+if not h then return {'NONE'} end
+local u, q, e, st = parse_hold(h)
+if st ~= 'confirming' then return {'SKIP', st} end
+local n = confirmers(h) - 1
+if n > 0 then
+  redis.call('HSET', HOLDS, token, u .. ' ' .. q .. ' ' .. e .. ' confirming ' .. n)
+  return {'CONFIRMING', tostring(n)}
+end
+redis.call('HSET', HOLDS, token, u .. ' ' .. q .. ' ' .. e .. ' held')
+redis.call('ZADD', DUE, e, token)
+return {'HELD'}
 "#
     ))
 });

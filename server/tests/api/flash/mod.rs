@@ -4,7 +4,9 @@
 //! handing their units to the waitlist first come first served, a sale
 //! cancelled before its start giving its units back, the schedule running
 //! in two server processes doing each step once, the seller's refusals,
-//! and the live figures resuming with Last-Event-ID.
+//! and the live figures resuming with Last-Event-ID. `confirm.rs`: order
+//! transactions that do not commit (a lost deadlock, a refusal, a second
+//! tab) around a flash hold.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{header, mail_to, redis_url, wait_for, LocalStripe, TestApp};
+
+mod confirm;
 
 struct Setup {
     app: TestApp,
@@ -138,18 +142,19 @@ async fn checkout(app: &TestApp, token: &str, pm: &str) -> (StatusCode, Value) {
 }
 
 async fn checkout_once(app: &TestApp, token: &str, key: &str, pm: &str) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url("/api/v1/checkout"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({
-            "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
-            "payment_method": pm,
-        }))
-        .send()
-        .await
-        .unwrap();
+    checkout_with(&app.client, &app.url("/api/v1/checkout"), token, key, pm, None).await
+}
+
+/// One checkout request to `url`; `expected_total` accepts a changed total.
+async fn checkout_with(client: &reqwest::Client, url: &str, token: &str, key: &str, pm: &str, expected_total: Option<i64>) -> (StatusCode, Value) {
+    let mut body = json!({
+        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" },
+        "payment_method": pm,
+    });
+    if let Some(total) = expected_total {
+        body["expected_total_cents"] = json!(total);
+    }
+    let response = client.post(url).bearer_auth(token).header("Idempotency-Key", key).json(&body).send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }

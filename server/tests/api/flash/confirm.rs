@@ -1,0 +1,231 @@
+//! Order transactions around a flash hold that do not commit: one that
+//! PostgreSQL rolls back to break a deadlock runs again, one refused after
+//! it began confirming gives the hold back to its customer, and one of two
+//! tabs failing while the other's is in flight does not hand back a unit
+//! the other is selling.
+
+use super::*;
+
+/// A second SKU beside the sale's (its id sorts after it), with `stock` units.
+async fn regular_sku(s: &Setup, stock: i64) -> Uuid {
+    let sku: Uuid = sqlx::query_scalar("SELECT sku_id FROM inventory WHERE sku_id > $1 ORDER BY sku_id LIMIT 1")
+        .bind(s.sku)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap();
+    s.app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, stock).await.unwrap();
+    sku
+}
+
+/// The backend waiting on a lock while running a statement that contains `text`.
+async fn waiting_on(db: &PgPool, text: &str) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND position($1 in query) > 0 ORDER BY pid LIMIT 1",
+    )
+    .bind(text)
+    .fetch_optional(db)
+    .await
+    .unwrap()
+}
+
+/// Waits until a backend waits on a lock in a statement containing `text`; its pid.
+async fn wait_until_waiting(db: &PgPool, what: &str, text: &str) -> i32 {
+    wait_for(what, Duration::from_secs(30), || async { waiting_on(db, text).await.is_some() }).await;
+    waiting_on(db, text).await.unwrap()
+}
+
+/// A checkout running on its own (fresh key), so the test can act while it waits.
+fn spawn_checkout(app: &TestApp, token: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (client, url, token, key) = (app.client.clone(), app.url("/api/v1/checkout"), token.to_owned(), Uuid::new_v4().to_string());
+    tokio::spawn(async move { checkout_with(&client, &url, &token, &key, "pm_card_visa", None).await })
+}
+
+/// The customer's hold in the sale's Redis hash ("user qty expiry state [n]"), if any.
+async fn hold(app: &TestApp, sale: Uuid, user: Uuid) -> Option<String> {
+    let mut conn = app.shop.kv.conn();
+    let token: Option<String> = redis::cmd("HGET")
+        .arg(app.shop.kv.key(&format!("flash:{{{sale}}}:byuser")))
+        .arg(user.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let token = token?;
+    redis::cmd("HGET").arg(app.shop.kv.key(&format!("flash:{{{sale}}}:holds"))).arg(token).query_async(&mut conn).await.unwrap()
+}
+
+async fn user_id(app: &TestApp, token: &str) -> Uuid {
+    app.shop.accounts().authenticate(token).await.unwrap().unwrap().id
+}
+
+fn is_deadlock(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01"))
+}
+
+/// The known cycle: a checkout of a regular SKU and a flash unit takes the
+/// regular row first and the sale's hot rows last, while shipping an order
+/// of both SKUs takes them in SKU order (the flash SKU's first here).
+/// Another transaction does exactly that; PostgreSQL breaks the cycle by
+/// rolling one side back. When it picks the checkout, the card is already
+/// authorized: the checkout must run its order transaction again and
+/// answer 201, not void the card and refuse the customer.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_mixed_checkout_that_loses_a_deadlock_runs_its_order_again(db: PgPool) {
+    let s = setup(db, 10).await;
+    let regular = regular_sku(&s, 10).await;
+    let sale = id(&create_sale(&s, 3, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customers = s.app.shop.accounts().create_load_test_users(3, "load-test-password").await.unwrap();
+    wait_open(&s.app, sale).await;
+    let db = &s.app.shop.db;
+
+    // PostgreSQL rolls back whichever side checks for the deadlock first
+    // (deadlock_timeout after it began to wait): normally the checkout,
+    // which waited first. A round where the other side lost proves
+    // nothing and is played again with the next customer.
+    let mut proven = None;
+    for (round, customer) in customers.iter().enumerate() {
+        assert_eq!(buy(&s.app, &s.app.client, customer, sale, 1).await.0, StatusCode::OK);
+        let customer_id = user_id(&s.app, customer).await;
+        s.app.shop.cart().add(&shop::cart::Owner::User(customer_id), regular, 2).await.unwrap();
+
+        let mut shipping = db.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(s.sku).execute(&mut *shipping).await.unwrap();
+        let checkout = spawn_checkout(&s.app, customer);
+        // The checkout holds the regular row and waits for the hot rows.
+        wait_until_waiting(db, "the checkout waits for the flash SKU's row", "inventory_reservations").await;
+        let second = sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(regular).execute(&mut *shipping).await;
+        let checkout_lost = match second {
+            Ok(_) => true,
+            Err(err) if is_deadlock(&err) => false,
+            Err(err) => panic!("round {round}: {err}"),
+        };
+        shipping.rollback().await.unwrap();
+        let (status, placed) = checkout.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "round {round} (checkout chosen as the victim: {checkout_lost}): {placed}");
+        if checkout_lost {
+            proven = Some((customer_id, placed));
+            break;
+        }
+        eprintln!("round {round}: PostgreSQL rolled back the other transaction; playing again");
+    }
+    let (customer_id, placed) = proven.expect("in three rounds PostgreSQL never chose the checkout as the deadlock's victim");
+
+    // One order, both lines, the flash unit sold once, one authorization
+    // and nothing voided.
+    let order: Uuid = placed["order_id"].as_str().unwrap().parse().unwrap();
+    let lines: Vec<(Uuid, i32, i64)> = sqlx::query_as("SELECT sku_id, quantity, unit_cents FROM order_items WHERE order_id = $1 ORDER BY sku_id")
+        .bind(order)
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(lines.iter().map(|l| (l.0, l.1)).collect::<Vec<_>>(), vec![(s.sku, 1), (regular, 2)]);
+    assert_eq!(lines[0].2, 999, "the flash line at the sale's price");
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM flash_outcomes WHERE order_id = $1").bind(order).fetch_one(db).await.unwrap();
+    assert_eq!(outcome, "confirmed");
+    assert!(hold(&s.app, sale, customer_id).await.is_none(), "the hold finished as sold");
+    let payment: String = sqlx::query_scalar("SELECT payment_id FROM orders WHERE id = $1").bind(order).fetch_one(db).await.unwrap();
+    let intents = s.stripe.intents().await;
+    let authorized: Vec<&str> = intents.iter().filter(|pi| pi["status"] == "requires_capture").map(|pi| pi["id"].as_str().unwrap()).collect();
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(db).await.unwrap();
+    assert_eq!(authorized.len() as i64, orders, "one authorization per order: {intents:?}");
+    assert!(authorized.contains(&payment.as_str()));
+    assert!(intents.iter().all(|pi| pi["status"] != "canceled"), "nothing was voided: {intents:?}");
+    let (_, reserved, held, _) = stock(&s.app, s.sku).await;
+    assert_eq!((reserved, held), (orders as i32, 3 - orders as i32), "each sold unit moved once from the set-aside");
+}
+
+/// A checkout refused inside its order transaction (a regular line's price
+/// changed under a stale cache) has already begun confirming the flash
+/// hold. The hold must go back to its customer for the rest of its payment
+/// window, not wait out the confirmation grace and then go to the line:
+/// the customer accepts the new total and buys the unit.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_checkout_refused_after_it_began_confirming_leaves_the_hold_to_its_customer(db: PgPool) {
+    let grace = Duration::from_millis(300);
+    let s = setup_with(db, 10, shop::flash::Settings { confirm_grace: grace, ..settings() }).await;
+    let regular = regular_sku(&s, 10).await;
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customer = &s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap()[0];
+    let customer_id = user_id(&s.app, customer).await;
+    wait_open(&s.app, sale).await;
+    assert_eq!(buy(&s.app, &s.app.client, customer, sale, 1).await.0, StatusCode::OK);
+    s.app.shop.cart().add(&shop::cart::Owner::User(customer_id), regular, 1).await.unwrap();
+    // The price moves in PostgreSQL behind the cache the cart reads.
+    let now_cents: i64 = sqlx::query_scalar("UPDATE skus SET price_cents = price_cents + 100 WHERE id = $1 RETURNING price_cents")
+        .bind(regular)
+        .fetch_one(&s.app.shop.db)
+        .await
+        .unwrap();
+
+    let (status, refused) = checkout_once(&s.app, customer, &Uuid::new_v4().to_string(), "pm_card_visa").await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::CONFLICT, Some("price_changed")), "{refused}");
+    let refused_at = tokio::time::Instant::now();
+    let state = hold(&s.app, sale, customer_id).await.expect("the hold is still there");
+    assert!(state.ends_with(" held"), "the hold is its customer's again at once: {state}");
+
+    // Past the grace, the sweeper leaves it alone: it is in its payment window.
+    wait_for("the confirmation grace to pass", grace * 10, || async { refused_at.elapsed() > grace * 2 }).await;
+    s.app.shop.flash().tick().await.unwrap();
+    let state = hold(&s.app, sale, customer_id).await.expect("the hold outlived the grace");
+    assert!(state.ends_with(" held"), "{state}");
+
+    let total = 999 + now_cents;
+    assert_eq!(refused["total_cents"], total, "the refusal names the new total");
+    let (status, placed) =
+        checkout_with(&s.app.client, &s.app.url("/api/v1/checkout"), customer, &Uuid::new_v4().to_string(), "pm_card_visa", Some(total)).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["total_cents"], total);
+    assert_eq!(units_per_customer(&s.app.shop.db, s.sku).await, vec![(customer_id, 1)]);
+    assert!(hold(&s.app, sale, customer_id).await.is_none(), "the hold finished as sold");
+}
+
+/// Two tabs of one customer check out the same hold. The first's order
+/// transaction waits on the sale's hot row; the second begins confirming
+/// and waits on the first's outcome row; then the first fails (its
+/// statement is cancelled). The second goes on and sells the unit. The
+/// first's failure must not make the hold `held` again while the second
+/// is in flight: the second's finish would then find no confirmation to
+/// end, and the sweeper would hand a sold unit back to the sale.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db: PgPool) {
+    let s = setup(db, 10).await;
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customer = &s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap()[0];
+    let customer_id = user_id(&s.app, customer).await;
+    wait_open(&s.app, sale).await;
+    assert_eq!(buy(&s.app, &s.app.client, customer, sale, 1).await.0, StatusCode::OK);
+    let db = &s.app.shop.db;
+
+    // Something holds the sale's set-aside row (its token is the sale's id).
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM inventory_reservations WHERE token = $1 FOR UPDATE").bind(sale).execute(&mut *blocker).await.unwrap();
+    let first = spawn_checkout(&s.app, customer);
+    let first_pid = wait_until_waiting(db, "the first tab waits on the hot row", "inventory_reservations").await;
+    let second = spawn_checkout(&s.app, customer);
+    wait_until_waiting(db, "the second tab waits on the first's outcome", "flash_outcomes").await;
+    let state = hold(&s.app, sale, customer_id).await.unwrap();
+    assert!(state.ends_with(" confirming 2"), "both tabs confirm the hold: {state}");
+
+    // The first tab's transaction fails.
+    let cancelled: bool = sqlx::query_scalar("SELECT pg_cancel_backend($1)").bind(first_pid).fetch_one(db).await.unwrap();
+    assert!(cancelled);
+    let (status, failed) = first.await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{failed}");
+    let state = hold(&s.app, sale, customer_id).await.unwrap();
+    assert!(state.ends_with(" confirming 1"), "the second tab still confirms it: {state}");
+
+    // The second reaches the hot row, which is then let go.
+    wait_until_waiting(db, "the second tab waits on the hot row", "inventory_reservations").await;
+    blocker.rollback().await.unwrap();
+    let (status, placed) = second.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert!(hold(&s.app, sale, customer_id).await.is_none(), "the hold finished as sold, not left for the sweeper to hand back");
+    let left: i64 = redis::cmd("HGET")
+        .arg(s.app.shop.kv.key(&format!("flash:{{{sale}}}:meta")))
+        .arg("left")
+        .query_async(&mut s.app.shop.kv.conn())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the sold unit is not the sale's again");
+    assert_eq!(units_per_customer(db, s.sku).await, vec![(customer_id, 1)]);
+}
