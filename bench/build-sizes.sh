@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Release build of the storefront and server, then what a shopper downloads
+# Release build of the storefront (split per page, as `cargo xtask run`
+# builds it) and server, then what a shopper downloads
 # and what an operator deploys. Run after `cargo xtask run` or `cargo xtask
 # test` has installed the tools. Prints a Markdown table for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$(date +%s)
-cargo leptos build --release >/dev/null 2>&1
+cargo leptos build --release --split >/dev/null 2>&1
 build_secs=$(( $(date +%s) - start ))
 
 row() { # name file
@@ -20,7 +21,9 @@ echo "release build: ${build_secs}s (incremental unless target/ was empty)"
 echo
 echo "| artifact | bytes | gzip -9 bytes |"
 echo "|---|---|---|"
-row "wasm (mercato.wasm, wasm-opt -Oz)" target/site/pkg/mercato.wasm
+row "wasm, main module (mercato.wasm, wasm-opt -Oz)" target/site/pkg/mercato.wasm
+cat target/site/pkg/chunk_*.wasm target/site/pkg/split_*.wasm >/tmp/mercato-chunks.wasm
+row "wasm, every page's chunks together ($(ls target/site/pkg/chunk_*.wasm target/site/pkg/split_*.wasm | wc -l) files; bench/first-load.sh has what each page loads)" /tmp/mercato-chunks.wasm
 row "JS glue (mercato.js)" target/site/pkg/mercato.js
 row "CSS (mercato.css, Tailwind, minified)" target/site/pkg/mercato.css
 row "server binary (target/release/server)" target/release/server

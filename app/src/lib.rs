@@ -9,6 +9,7 @@
 pub mod account;
 pub mod components;
 pub mod pages;
+pub mod routes;
 pub mod routing;
 pub mod seo;
 pub mod server;
@@ -16,23 +17,9 @@ pub mod timer;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::components::Router;
 
 use components::layout::{Footer, Header};
-use pages::{
-    account::{LoginPage, RegisterPage},
-    cart::CartPage,
-    category::CategoryPage,
-    checkout::CheckoutPage,
-    flash::FlashSalePage,
-    home::HomePage,
-    not_found::NotFound,
-    orders::{OrderPage, OrdersPage},
-    product::ProductPage,
-    reviews::WriteReviewPage,
-    search::SearchResultsPage,
-};
 
 /// The HTML document around the app, rendered only on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -71,22 +58,7 @@ pub fn App() -> impl IntoView {
             <div class="flex min-h-screen flex-col">
                 <Header/>
                 <main id="main" class="flex-1">
-                    <Routes fallback=NotFound>
-                        <Route path=path!("") view=HomePage/>
-                        // Async: the whole page renders before the head is sent, so
-                        // titles, Open Graph tags and 404/400 statuses are right.
-                        <Route path=path!("/c/:category_slug") view=CategoryPage ssr=SsrMode::Async/>
-                        <Route path=path!("/search") view=SearchResultsPage ssr=SsrMode::Async/>
-                        <Route path=path!("/products/:product_id") view=ProductPage ssr=SsrMode::Async/>
-                        <Route path=path!("/products/:product_id/review") view=WriteReviewPage ssr=SsrMode::Async/>
-                        <Route path=path!("/login") view=LoginPage/>
-                        <Route path=path!("/register") view=RegisterPage/>
-                        <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
-                        <Route path=path!("/checkout") view=CheckoutPage ssr=SsrMode::Async/>
-                        <Route path=path!("/orders") view=OrdersPage ssr=SsrMode::Async/>
-                        <Route path=path!("/orders/:order_id") view=OrderPage ssr=SsrMode::Async/>
-                        <Route path=path!("/flash/:flash_sale_id") view=FlashSalePage ssr=SsrMode::Async/>
-                    </Routes>
+                    <routes::StoreRoutes/>
                 </main>
                 <Footer/>
             </div>
@@ -94,14 +66,18 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The wasm entry point: attaches the app to the server-rendered HTML, then
-/// marks the document so tests (and CSS) can tell the page is interactive.
+/// The wasm entry point: attaches the app to the server-rendered HTML once
+/// the current page's chunk has loaded (`routes`: every page is split out
+/// of the main wasm), then marks the document so tests (and CSS) can tell
+/// the page is interactive.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    if let Some(root) = document().document_element() {
-        let _ = root.set_attribute("data-hydrated", "true");
-    }
+    wasm_bindgen_futures::spawn_local(async {
+        leptos::mount::hydrate_from_async(leptos::tachys::dom::body(), App).await.forget();
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
 }

@@ -77,8 +77,9 @@ fn run() -> Result {
     step("Building the shop (release: optimised wasm and server)");
     // --precompress writes .gz and .br beside the wasm, JS and CSS, which
     // the file handler serves to browsers that accept them: the 2.4 MB wasm
-    // goes out as about 0.6 MB.
-    cmd::run(cmd::cargo().args(["leptos", "build", "--release", "--precompress"]).current_dir(&root))?;
+    // goes out as about 0.6 MB. --split cuts each page into a chunk of its
+    // own (app/src/routes.rs), so a page's first load skips the others' code.
+    cmd::run(cmd::cargo().args(["leptos", "build", "--release", "--precompress", "--split"]).current_dir(&root))?;
 
     let server = root.join("target/release/server");
     step("Migrating and seeding the demo catalog when empty");
@@ -170,7 +171,8 @@ fn test(extra: &[String]) -> Result {
     }
 
     step("Building the storefront for the browser suite (wasm + server)");
-    cmd::run(cmd::cargo().args(["leptos", "build"]).current_dir(&root))?;
+    // Split as `run` builds it, so the suite loads pages the way shoppers do.
+    cmd::run(cmd::cargo().args(["leptos", "build", "--split"]).current_dir(&root))?;
 
     step("Fresh database for the browser suite");
     let e2e = services::fresh_database(&env, "mercato_e2e")?;

@@ -303,7 +303,8 @@ impl<'a> Checkout<'a> {
                 .map(|l| OrderItem { sku_id: l.sku_id, product_id: l.product_id, title: l.title.clone(), quantity: l.quantity as u32, unit_cents: l.current_unit_cents })
                 .collect(),
         };
-        match self.commit_order_retrying(user, key, &order, &placed, token, &holds).await {
+        let commit = Commit { user, key, order: &order, placed: &placed, token, holds: &holds };
+        match self.commit_order_retrying(&commit).await {
             Ok(()) => {}
             Err(Committed::InDoubt(err)) => {
                 // The order may exist and be paid: voiding now could leave a
@@ -337,25 +338,17 @@ impl<'a> Checkout<'a> {
     /// transaction), while shipping and regular orders take theirs in SKU
     /// order, and a flash SKU also sells at its regular price. The card is
     /// authorized already: the customer must not be refused for it.
-    async fn commit_order_retrying(
-        &self,
-        user: Uuid,
-        key: &str,
-        order: &NewOrder,
-        placed: &Placed,
-        token: Uuid,
-        holds: &[FlashHold],
-    ) -> std::result::Result<(), Committed> {
+    async fn commit_order_retrying(&self, commit: &Commit<'_>) -> std::result::Result<(), Committed> {
         let mut attempt = 1;
         loop {
             let mut begun = Vec::new();
-            let committed = self.commit_order(user, key, order, placed, token, holds, &mut begun).await;
+            let committed = self.commit_order(commit, &mut begun).await;
             if let Err(Committed::No(err)) = &committed {
                 // Surely not committed: the holds this attempt started to
                 // confirm are the customer's again (for a retry, or theirs).
                 self.shop.flash().unconfirm(&begun).await;
                 if err.is_transaction_conflict() && attempt < ORDER_ATTEMPTS {
-                    tracing::info!(order_id = %order.id, attempt, error = %err, "order transaction rolled back by PostgreSQL; running it again");
+                    tracing::info!(order_id = %commit.order.id, attempt, error = %err, "order transaction rolled back by PostgreSQL; running it again");
                     attempt += 1;
                     continue;
                 }
@@ -368,17 +361,8 @@ impl<'a> Checkout<'a> {
     /// PostgreSQL and checked against what was authorized, order written
     /// (with its history and outbox event), the answer stored for the key.
     /// `begun` gets the flash holds it started confirming.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_order(
-        &self,
-        user: Uuid,
-        key: &str,
-        order: &NewOrder,
-        placed: &Placed,
-        token: Uuid,
-        holds: &[FlashHold],
-        begun: &mut Vec<FlashHold>,
-    ) -> std::result::Result<(), Committed> {
+    async fn commit_order(&self, commit: &Commit<'_>, begun: &mut Vec<FlashHold>) -> std::result::Result<(), Committed> {
+        let Commit { user, key, order, placed, token, holds } = *commit;
         let inventory = self.shop.inventory();
         let _turn = self.shop.flash().confirm_turn(holds).await;
         let mut tx = self.shop.db.begin().await.map_err(|e| Committed::No(e.into()))?;
@@ -743,6 +727,18 @@ fn stored_refusal(err: &Error) -> bool {
             | Error::Conflict { code: "out_of_stock" | "price_changed" | "cart_empty", .. }
             | Error::Rejected { code: "authentication_required" | "mixed_currency", .. }
     )
+}
+
+/// What the order transaction writes: the customer, their key, the order
+/// and its answer, the reservation of its regular lines, its flash holds.
+#[derive(Clone, Copy)]
+struct Commit<'a> {
+    user: Uuid,
+    key: &'a str,
+    order: &'a NewOrder,
+    placed: &'a Placed,
+    token: Uuid,
+    holds: &'a [FlashHold],
 }
 
 /// How the order transaction ended, when it did not commit for sure.

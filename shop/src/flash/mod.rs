@@ -747,13 +747,7 @@ impl<'a> Flash<'a> {
     /// After the order committed: the holds are sold. A failure here is
     /// settled by the sweeper from the outcome the order recorded.
     pub async fn finish(&self, holds: &[FlashHold]) {
-        for hold in holds {
-            let reply: redis::RedisResult<Vec<String>> =
-                self.invoke(&scripts::FINISH, hold.sale_id).arg(hold.token.to_string()).invoke_async(&mut self.shop.kv.conn()).await;
-            if let Err(err) = reply {
-                tracing::warn!(token = %hold.token, error = %err, "flash hold sold but not finished in Redis; the sweeper will");
-            }
-        }
+        self.each_hold(&scripts::FINISH, holds, "flash hold sold but not finished in Redis; the sweeper will").await;
     }
 
     /// An order transaction that began confirming `begun` did not commit:
@@ -762,11 +756,17 @@ impl<'a> Flash<'a> {
     /// Where Redis cannot be told, the sweeper settles the hold after its
     /// grace from PostgreSQL's record, as for a process that died.
     pub async fn unconfirm(&self, begun: &[FlashHold]) {
-        for hold in begun {
+        self.each_hold(&scripts::UNBEGIN, begun, "flash hold left confirming after its order failed; the sweeper settles it").await;
+    }
+
+    /// Runs a script that takes a hold's token on each hold; a failure is
+    /// logged as `unsettled`, for the sweeper to put right.
+    async fn each_hold(&self, script: &'static redis::Script, holds: &[FlashHold], unsettled: &str) {
+        for hold in holds {
             let reply: redis::RedisResult<Vec<String>> =
-                self.invoke(&scripts::UNBEGIN, hold.sale_id).arg(hold.token.to_string()).invoke_async(&mut self.shop.kv.conn()).await;
+                self.invoke(script, hold.sale_id).arg(hold.token.to_string()).invoke_async(&mut self.shop.kv.conn()).await;
             if let Err(err) = reply {
-                tracing::warn!(token = %hold.token, error = %err, "flash hold left confirming after its order failed; the sweeper settles it");
+                tracing::warn!(token = %hold.token, error = %err, "{unsettled}");
             }
         }
     }
