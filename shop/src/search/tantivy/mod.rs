@@ -13,8 +13,10 @@
 //! word scores by its best match: a tier per typo saved, far above the field
 //! weight and BM25 that order results within a tier, so fewer typos always
 //! rank first. Filters, facets and sorting run in one pass of a custom
-//! collector over fast-field columns, which counts each facet under every
-//! filter except its own.
+//! collector ([`listing`]) over facts kept in memory per segment, which
+//! counts each facet under every filter except its own.
+
+mod listing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,10 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use model::query::PRICE_BUCKET_EDGES;
-use model::{Facets, Sort};
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
+use model::Facets;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query, TermQuery,
     TermSetQuery,
@@ -34,15 +33,13 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
-use tantivy::{
-    DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
-    Term,
-};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 use chrono::{DateTime, Utc};
 use tantivy::directory::MmapDirectory;
 use uuid::Uuid;
 
-use super::text::{code, forgiven, price_bucket, price_buckets, typo_budget};
+use super::text::{code, forgiven, price_buckets, typo_budget};
+use listing::{FactsCache, ListingCollector};
 use super::{unavailable, SearchBackend, SearchDoc, SearchOutcome, SearchRequest};
 use crate::{Error, Result};
 
@@ -128,6 +125,8 @@ pub struct TantivyBackend {
     reopened: Option<DateTime<Utc>>,
     /// What the next commit may claim ([`SearchBackend::checkpoint`]).
     complete_up_to: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// Per-segment facts the listing pass reads, refreshed on each reload.
+    facts: FactsCache,
 }
 
 impl Default for TantivyBackend {
@@ -221,6 +220,7 @@ impl TantivyBackend {
             commits: Default::default(),
             reopened,
             complete_up_to: Default::default(),
+            facts: Default::default(),
         })
     }
 
@@ -306,12 +306,7 @@ impl TantivyBackend {
     fn run(&self, request: &SearchRequest) -> tantivy::Result<SearchOutcome> {
         let searcher = self.reader.searcher();
         let query = self.query(&searcher, &request.q)?;
-        let collector = ListingCollector {
-            filter: Filter::new(request),
-            sort: request.sort,
-            keep: request.offset + request.limit,
-            scored: !request.q.trim().is_empty(),
-        };
+        let collector = ListingCollector::new(request, self.facts.for_searcher(&searcher)?);
         let fruit = searcher.search(query.as_ref(), &collector)?;
         let names = self.names.read().unwrap_or_else(|p| p.into_inner());
         let name = |c: &u64| names.get(c).cloned();
@@ -454,6 +449,8 @@ impl SearchBackend for TantivyBackend {
             prepared.commit()?;
             drop(writer);
             this.reader.reload()?;
+            // New segments' facts are read here, not by the next search.
+            this.facts.refresh(&this.reader.searcher())?;
             this.commits.fetch_add(1, Ordering::AcqRel);
             Ok(())
         })
@@ -463,202 +460,3 @@ impl SearchBackend for TantivyBackend {
     }
 }
 
-/// The request's filters as codes and bounds, checked per document.
-#[derive(Clone)]
-struct Filter {
-    brands: Vec<u64>,
-    category: Option<u64>,
-    price_min: Option<u64>,
-    price_max: Option<u64>,
-    rating_min: Option<f64>,
-    in_stock: bool,
-}
-
-impl Filter {
-    fn new(request: &SearchRequest) -> Self {
-        let f = &request.filters;
-        Self {
-            brands: f.brands.iter().map(|b| code(b)).collect(),
-            category: request.category.as_deref().map(code),
-            price_min: f.price_min_cents.map(|c| c.max(0) as u64),
-            price_max: f.price_max_cents.map(|c| c.max(0) as u64),
-            rating_min: f.rating_min,
-            in_stock: f.in_stock,
-        }
-    }
-}
-
-/// One ranked result: bigger keys first, then the id for a stable order.
-#[derive(Clone, Copy)]
-struct Ranked {
-    k1: f64,
-    k2: f64,
-    id: u128,
-}
-
-fn rank_order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
-    b.k1.total_cmp(&a.k1).then(b.k2.total_cmp(&a.k2)).then(a.id.cmp(&b.id))
-}
-
-struct ListingCollector {
-    filter: Filter,
-    sort: Sort,
-    keep: usize,
-    scored: bool,
-}
-
-#[derive(Default)]
-struct Fruit {
-    total: u64,
-    brands: HashMap<u64, u64>,
-    categories: HashMap<u64, u64>,
-    prices: [u64; PRICE_BUCKET_EDGES.len()],
-    /// ratings[r-1]: products rated r and up.
-    ratings: [u64; 4],
-    top: Vec<Ranked>,
-}
-
-struct Columns {
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
-    price: Column<u64>,
-    rating: Column<f64>,
-    rating_count: Column<u64>,
-    created: Column<i64>,
-    in_stock: Column<u64>,
-    brand: Column<u64>,
-    category: Column<u64>,
-    department: Column<u64>,
-}
-
-struct ListingSegment {
-    filter: Filter,
-    sort: Sort,
-    keep: usize,
-    cols: Columns,
-    fruit: Fruit,
-}
-
-impl Collector for ListingCollector {
-    type Fruit = Fruit;
-    type Child = ListingSegment;
-
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<ListingSegment> {
-        let ff = segment.fast_fields();
-        Ok(ListingSegment {
-            filter: self.filter.clone(),
-            sort: self.sort,
-            keep: self.keep,
-            cols: Columns {
-                id_hi: ff.u64("id_hi")?,
-                id_lo: ff.u64("id_lo")?,
-                price: ff.u64("price")?,
-                rating: ff.f64("rating")?,
-                rating_count: ff.u64("rating_count")?,
-                created: ff.i64("created")?,
-                in_stock: ff.u64("in_stock")?,
-                brand: ff.u64("brand_code")?,
-                category: ff.u64("category_code")?,
-                department: ff.u64("department_code")?,
-            },
-            fruit: Fruit::default(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        self.scored && self.sort == Sort::Relevance
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
-        let mut all = Fruit::default();
-        for f in fruits {
-            all.total += f.total;
-            for (k, v) in f.brands {
-                *all.brands.entry(k).or_default() += v;
-            }
-            for (k, v) in f.categories {
-                *all.categories.entry(k).or_default() += v;
-            }
-            for (a, b) in all.prices.iter_mut().zip(f.prices) {
-                *a += b;
-            }
-            for (a, b) in all.ratings.iter_mut().zip(f.ratings) {
-                *a += b;
-            }
-            all.top.extend(f.top);
-        }
-        all.top.sort_by(rank_order);
-        all.top.truncate(self.keep);
-        Ok(all)
-    }
-}
-
-impl SegmentCollector for ListingSegment {
-    type Fruit = Fruit;
-
-    fn collect(&mut self, doc: DocId, score: Score) {
-        let c = &self.cols;
-        let f = &self.filter;
-        if f.in_stock && c.in_stock.first(doc).unwrap_or(0) == 0 {
-            return;
-        }
-        let brand = c.brand.first(doc).unwrap_or(0);
-        let category = c.category.first(doc).unwrap_or(0);
-        let department = c.department.first(doc).unwrap_or(0);
-        let price = c.price.first(doc).unwrap_or(0);
-        let rating = c.rating.first(doc).unwrap_or(0.0);
-
-        let pass_brand = f.brands.is_empty() || f.brands.contains(&brand);
-        let pass_category = f.category.is_none_or(|want| want == category || want == department);
-        let pass_price = f.price_min.is_none_or(|m| price >= m) && f.price_max.is_none_or(|m| price <= m);
-        let pass_rating = f.rating_min.is_none_or(|m| rating >= m);
-
-        // Each facet counts under every filter but its own.
-        if pass_category && pass_price && pass_rating {
-            *self.fruit.brands.entry(brand).or_default() += 1;
-        }
-        if pass_brand && pass_price && pass_rating {
-            *self.fruit.categories.entry(category).or_default() += 1;
-            if department != 0 {
-                *self.fruit.categories.entry(department).or_default() += 1;
-            }
-        }
-        if pass_brand && pass_category && pass_rating {
-            self.fruit.prices[price_bucket(price as i64)] += 1;
-        }
-        if pass_brand && pass_category && pass_price {
-            for r in 1..=4 {
-                if rating >= r as f64 {
-                    self.fruit.ratings[r - 1] += 1;
-                }
-            }
-        }
-        if !(pass_brand && pass_category && pass_price && pass_rating) {
-            return;
-        }
-        self.fruit.total += 1;
-        if self.keep == 0 {
-            return;
-        }
-        let id = ((c.id_hi.first(doc).unwrap_or(0) as u128) << 64) | c.id_lo.first(doc).unwrap_or(0) as u128;
-        let popularity = c.rating_count.first(doc).unwrap_or(0) as f64;
-        let (k1, k2) = match self.sort {
-            Sort::Relevance => (score as f64, popularity),
-            Sort::PriceAsc => (-(price as f64), score as f64),
-            Sort::PriceDesc => (price as f64, score as f64),
-            Sort::Rating => (rating, popularity),
-            Sort::Newest => (c.created.first(doc).unwrap_or(0) as f64, 0.0),
-        };
-        self.fruit.top.push(Ranked { k1, k2, id });
-        // Keep memory bounded: trim to the best `keep` now and then.
-        if self.fruit.top.len() >= 2 * self.keep + 1024 {
-            let keep = self.keep;
-            self.fruit.top.select_nth_unstable_by(keep - 1, rank_order);
-            self.fruit.top.truncate(keep);
-        }
-    }
-
-    fn harvest(self) -> Fruit {
-        self.fruit
-    }
-}
