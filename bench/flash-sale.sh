@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A flash sale at the design's scale (issue: flash sales): CUSTOMERS shoppers
 # with sessions (`server loadtest-users`) arrive over RAMP s for UNITS units
-# of one SKU (limit 1 each). Each presses Buy now, waits in line polling
-# /me once a second if it must, and checks out with its own Idempotency-Key
-# (`loadgen flash`). Payments go to bench/fake-stripe.py: log-normal
+# of one SKU (limit 1 each). Each presses Buy now, waits in line if it must
+# (long-polling /me, LONG_POLL s at a time, as the storefront follows it; or
+# with LONG_POLL=0 polling it every POLL_MS), and checks out with its own
+# Idempotency-Key (`loadgen flash`). HTTP2=N (default 256) sends it all as
+# cleartext HTTP/2 over N connections, as a CDN or proxy would: tens of
+# thousands of parked long polls over HTTP/1.1 need more descriptors than
+# a process gets here (20,000); HTTP2=0 is HTTP/1.1. Payments go to bench/fake-stripe.py: log-normal
 # latency (median FAKE_LATENCY_MS per call, sigma FAKE_JITTER), DECLINE_RATE
 # of confirms declined, Stripe's Idempotency-Key rules enforced.
 #
@@ -23,7 +27,7 @@
 # every 100 ms (what the server's connections wait on) and, with PERF=1,
 # `perf record` samples the server.
 # Usage: bench/flash-sale.sh   (CUSTOMERS, UNITS, RAMP, DECLINE_RATE,
-#        FAKE_LATENCY_MS, FAKE_JITTER, PAY_WINDOW, WAIT, POLL_MS,
+#        FAKE_LATENCY_MS, FAKE_JITTER, PAY_WINDOW, WAIT, LONG_POLL, POLL_MS, HTTP2,
 #        MAX_INFLIGHT, GIVE_UP (s a shopper retries 429/503/lost answers),
 #        MODES, PERF override; RESULTS=DIR keeps the raw output; BUILD=0
 #        skips the release build)
@@ -39,6 +43,8 @@ FAKE_JITTER=${FAKE_JITTER:-0.35}
 PAY_WINDOW=${PAY_WINDOW:-180}
 WAIT=${WAIT:-30}
 POLL_MS=${POLL_MS:-1000}
+LONG_POLL=${LONG_POLL:-25}
+HTTP2=${HTTP2:-256}
 MAX_INFLIGHT=${MAX_INFLIGHT:-4096}
 GIVE_UP=${GIVE_UP:-30}
 MODES=${MODES:-redis db-only}
@@ -127,7 +133,7 @@ run() {
   local cpu0
   cpu0=$(cpu_times)
   target/release/loadgen flash --base "$BASE" --sale "$sale" --tokens "$WORK/tokens.txt" --customers "$CUSTOMERS" \
-    --ramp "$RAMP" --start-ms "$start_ms" --poll-ms "$POLL_MS" --max-inflight "$MAX_INFLIGHT" --give-up "$GIVE_UP" --label "$mode" > "$out.json"
+    --ramp "$RAMP" --start-ms "$start_ms" --poll-ms "$POLL_MS" --long-poll "$LONG_POLL" --http2 "$HTTP2" --max-inflight "$MAX_INFLIGHT" --give-up "$GIVE_UP" --label "$mode" > "$out.json"
   local cpu1
   cpu1=$(cpu_times)
   stop "$SAMPLER"; SAMPLER=

@@ -29,3 +29,20 @@ pub fn now_ms() -> i64 {
         0
     }
 }
+
+/// Resolves after `period` in the browser (at once on the server, which
+/// never waits on a page's behalf).
+pub async fn sleep(period: Duration) {
+    #[cfg(feature = "hydrate")]
+    {
+        let millis = i32::try_from(period.as_millis()).unwrap_or(i32::MAX);
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            if let Some(window) = web_sys::window() {
+                let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, millis);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = period;
+}

@@ -54,8 +54,11 @@ test('two shoppers in a flash sale: the countdown opens it, one buys the last un
   await expect(bob.getByTestId('buy-now')).toBeEnabled({ timeout: 10_000 });
   // With every unit held the button says what it does now.
   await expect(bob.getByTestId('buy-now')).toHaveText('Join the line', { timeout: 10_000 });
+  // In line, his page follows his state by long poll, not by asking each second.
+  const following = bob.waitForRequest((r) => r.url().endsWith('/api/flash_wait'));
   await bob.getByTestId('buy-now').click();
   await expect(bob.getByTestId('position')).toHaveText('1');
+  await following;
   await snapshot(bob, 'flash-waiting-375');
 
   // Ada never pays: when her window runs out the unit is Bob's, and his

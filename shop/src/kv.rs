@@ -10,6 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 #[derive(Clone)]
 pub struct Kv {
     conn: ConnectionManager,
+    // Kept for connections that cannot be shared: a pub/sub subscriber.
+    client: redis::Client,
     prefix: String,
 }
 
@@ -22,8 +24,8 @@ impl Kv {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { conn, prefix: prefix.into() })
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Self { conn, client, prefix: prefix.into() })
     }
 
     /// `prefix` + `suffix`. Callers put hash tags in the suffix themselves
@@ -61,6 +63,13 @@ impl Kv {
             }
             cursor = next;
         }
+    }
+
+    /// A connection of its own in subscriber mode (it cannot be shared: a
+    /// subscribed connection takes no other commands). It does not
+    /// reconnect: its message stream ends when the connection drops.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
     }
 
     /// A connection handle for one operation; clones share the socket.

@@ -1,7 +1,8 @@
 //! `/flash/{flash_sale_id}`: a flash sale as a shopper sees it. The
 //! countdown runs on the server's clock (the offset to the browser's is
-//! taken from each answer), remaining units and the shopper's place in line
-//! are asked for every second once hydrated, and Buy now either holds units
+//! taken from each answer), remaining units are asked for every second once
+//! hydrated, the shopper's place in line and hold are followed by a long
+//! poll the server answers when they change, and Buy now either holds units
 //! (in the cart at the sale price until `pay_by`) or puts the shopper in a
 //! first-come, first-served line that hands them a unit when one comes back.
 
@@ -16,12 +17,15 @@ use model::{format_price, MyFlashState, PublicFlashSale, PublicFlashStatus};
 use crate::components::error_view::SectionError;
 use crate::pages::account::error_text;
 use crate::pages::not_found::NotFound;
-use crate::server::flash::{get_flash_page, FlashBuy, FlashLeave, FlashPage};
+use crate::server::flash::{flash_wait, get_flash_page, get_flash_sale, FlashBuy, FlashLeave, FlashPage};
 use crate::server::PageResult;
 use crate::timer::{every, now_ms};
 
-/// How often the open page asks for the sale's figures and the shopper's place.
+/// How often the open page asks for the sale's figures.
 const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The pause before following the shopper's state again after a failed wait.
+const FOLLOW_RETRY: Duration = Duration::from_secs(2);
 
 #[component]
 pub fn FlashSalePage() -> impl IntoView {
@@ -74,8 +78,8 @@ fn FlashView(data: FlashPage) -> impl IntoView {
     let clock = RwSignal::new(Clock::of(&sale.get_untracked()));
     let browser_now = RwSignal::new(now_ms());
 
-    // Once hydrated: a one-second tick for the countdowns, and the latest
-    // figures and place in line (one call in flight at a time).
+    // Once hydrated: a one-second tick for the countdowns and the sale's
+    // figures (one call in flight at a time).
     let polled_id = id.clone();
     Effect::new(move |_| {
         clock.set(Clock::of(&sale.get_untracked()));
@@ -90,13 +94,42 @@ fn FlashView(data: FlashPage) -> impl IntoView {
             asking.set(true);
             let (id, asking) = (id.clone(), asking.clone());
             leptos::task::spawn_local(async move {
-                if let Ok(PageResult::Found(latest)) = get_flash_page(id).await {
-                    clock.try_set(Clock::of(&latest.sale));
-                    sale.try_set(latest.sale);
-                    mine.try_set(latest.mine);
+                if let Ok(PageResult::Found(latest)) = get_flash_sale(id).await {
+                    clock.try_set(Clock::of(&latest));
+                    sale.try_set(latest);
                 }
                 asking.set(false);
             });
+        });
+    });
+
+    // The shopper's own state while it can change by itself (in line, or
+    // holding units): a long poll the server answers the moment it does.
+    // One at a time; its answer starts the next.
+    let waiting_id = id.clone();
+    let following = std::rc::Rc::new(std::cell::Cell::new(false));
+    Effect::new(move |_| {
+        let known = mine.get();
+        let follow = matches!(known, Some(MyFlashState::Waiting { .. } | MyFlashState::Reserved { .. }));
+        if !follow || following.get() {
+            return;
+        }
+        let Ok(known) = serde_json::to_string(&known) else { return };
+        following.set(true);
+        let (id, following) = (waiting_id.clone(), following.clone());
+        leptos::task::spawn_local(async move {
+            let answer = flash_wait(id, known).await;
+            if answer.is_err() {
+                // Signed out, over budget or unreachable: ask again later.
+                crate::timer::sleep(FOLLOW_RETRY).await;
+            }
+            following.set(false);
+            // An update wakes the effect even when the state is the same:
+            // that starts the next wait.
+            match answer {
+                Ok(state) => mine.try_update(|m| *m = Some(state)),
+                Err(_) => mine.try_update(|_| {}),
+            };
         });
     });
 

@@ -16,8 +16,6 @@ pub struct FlashPage {
     pub mine: Option<MyFlashState>,
 }
 
-/// Also what the hydrated page asks every second or two: remaining units,
-/// status, and the customer's place in line.
 #[server]
 pub async fn get_flash_page(id: String) -> Result<PageResult<FlashPage>, ServerFnError> {
     let Ok(id) = uuid::Uuid::try_parse(&id) else { return Ok(PageResult::Missing) };
@@ -33,6 +31,28 @@ pub async fn get_flash_page(id: String) -> Result<PageResult<FlashPage>, ServerF
         None => None,
     };
     Ok(PageResult::Found(FlashPage { sale, mine }))
+}
+
+/// The sale's figures alone (remaining units, status, the server's clock):
+/// what the open page refreshes every second. No session is read.
+#[server]
+pub async fn get_flash_sale(id: String) -> Result<PageResult<PublicFlashSale>, ServerFnError> {
+    let Ok(id) = uuid::Uuid::try_parse(&id) else { return Ok(PageResult::Missing) };
+    let shop = expect_context::<shop::Shop>();
+    super::page_result(shop.flash().public(id).await)
+}
+
+/// The customer's state once it is no longer `known` (the state the page
+/// shows, as JSON), or as it is after the longest wait: a long poll that
+/// answers the moment a unit comes back for them. The gateway lets it
+/// park outside the in-flight limit (`admission::long_poll`).
+#[server(endpoint = "flash_wait")]
+pub async fn flash_wait(id: String, known: String) -> Result<MyFlashState, ServerFnError> {
+    let (shop, user, id) = customer(&id, "sign in to see your place in line").await?;
+    let known: MyFlashState =
+        serde_json::from_str(&known).map_err(|_| super::to_client_error(shop::Error::bad_input("known", "expected a flash state as JSON")))?;
+    shop.flash().limit(user).await.map_err(super::to_client_error)?;
+    shop.flash().me_changed(user, id, &shop::flash::tag(&known), shop::flash::MAX_WAIT).await.map_err(super::to_client_error)
 }
 
 /// Buy now: units held for the customer (in their cart at the sale price),

@@ -1,6 +1,6 @@
 //! `loadgen flash --base URL --sale ID --tokens FILE --start-ms EPOCH_MS
-//!                [--customers N] [--ramp S] [--poll-ms MS] [--max-inflight N]
-//!                [--give-up S] [--label L]`
+//!                [--customers N] [--ramp S] [--long-poll S] [--poll-ms MS]
+//!                [--http2 CONNECTIONS] [--max-inflight N] [--give-up S] [--label L]`
 //!
 //! A flash sale's shoppers (bench/flash-sale.sh). Customer k (one bearer
 //! token each, from FILE) arrives at `start + ramp × k / N`, open loop: the
@@ -8,8 +8,11 @@
 //! counts from its arrival, so a stalled server shows as latency. Each one:
 //!
 //! 1. presses Buy now (`POST /api/v1/flash-sales/{id}/buy`, one unit);
-//! 2. 202 (in line): polls `GET …/me` every `--poll-ms` (the storefront's
-//!    page asks once a second) until `reserved` or `sold_out`;
+//! 2. 202 (in line): long-polls `GET …/me?wait=S` with the ETag it has
+//!    (`--long-poll S`, 25 by default, as the storefront's page follows
+//!    it), each answer starting the next, until `reserved` or `sold_out`;
+//!    with `--long-poll 0`, polls `GET …/me` every `--poll-ms` instead
+//!    (what the page did before the line was pushed);
 //! 3. with a hold: `POST /api/v1/checkout` with its own Idempotency-Key,
 //!    resent with the same key after a 503 (Retry-After) or a lost answer,
 //!    as a client following the API does. A decline (402) ends the visit:
@@ -17,9 +20,14 @@
 //!
 //! 429s are waited out (Retry-After) and counted. At most `--max-inflight`
 //! buys and polls, and as many checkouts, are in flight (one connection
-//! each; two pools, so slow checkouts cannot hold up the buys of shoppers
-//! arriving meanwhile); a request waiting for a slot is late, and its
-//! latency shows it. Prints one JSON report.
+//! each over HTTP/1.1; two pools, so slow checkouts cannot hold up the buys
+//! of shoppers arriving meanwhile); a request waiting for a slot is late,
+//! and its latency shows it. Parked long polls take no slot: they wait,
+//! they do not work. Over HTTP/1.1 each one holds a connection, and tens of
+//! thousands of shoppers in line need more than the 20,000 descriptors a
+//! process gets on the benchmark machine; `--http2 N` sends everything as
+//! HTTP/2 (cleartext, prior knowledge) over N connections instead, as a
+//! CDN or proxy in front of the shop would. Prints one JSON report.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +43,8 @@ struct Args {
     ramp: f64,
     start_ms: u64,
     poll: Duration,
+    long_poll: u64,
+    http2: usize,
     max_inflight: usize,
     give_up: Duration,
     label: String,
@@ -44,6 +54,7 @@ fn parse() -> Result<Args, String> {
     let mut args = std::env::args().skip(2);
     let (mut base, mut sale, mut tokens, mut customers, mut ramp, mut start_ms) = (None, None, None, None, 10.0, None);
     let (mut poll_ms, mut max_inflight, mut give_up, mut label) = (1000u64, 512usize, 120.0f64, String::from("flash"));
+    let (mut long_poll, mut http2) = (25u64, 0usize);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -54,6 +65,8 @@ fn parse() -> Result<Args, String> {
             "--ramp" => ramp = value()?.parse().map_err(|_| "--ramp: seconds")?,
             "--start-ms" => start_ms = Some(value()?.parse().map_err(|_| "--start-ms: Unix time in ms")?),
             "--poll-ms" => poll_ms = value()?.parse().map_err(|_| "--poll-ms: a number")?,
+            "--long-poll" => long_poll = value()?.parse().map_err(|_| "--long-poll: whole seconds")?,
+            "--http2" => http2 = value()?.parse().map_err(|_| "--http2: a number of connections")?,
             "--max-inflight" => max_inflight = value()?.parse().map_err(|_| "--max-inflight: a number")?,
             "--give-up" => give_up = value()?.parse().map_err(|_| "--give-up: seconds")?,
             "--label" => label = value()?,
@@ -73,6 +86,8 @@ fn parse() -> Result<Args, String> {
         ramp,
         start_ms: start_ms.ok_or("--start-ms is required")?,
         poll: Duration::from_millis(poll_ms.max(1)),
+        long_poll,
+        http2,
         max_inflight: max_inflight.max(1),
         give_up: Duration::from_secs_f64(give_up),
         label,
@@ -127,7 +142,9 @@ struct Stats {
 
 struct Shared {
     args: Args,
-    client: reqwest::Client,
+    /// One client over HTTP/1.1 (its pool opens what it needs); with
+    /// `--http2 N`, N clients of one connection each, customer k on k mod N.
+    clients: Vec<reqwest::Client>,
     slots: Semaphore,
     checkout_slots: Semaphore,
     stats: Mutex<Stats>,
@@ -136,7 +153,7 @@ struct Shared {
 }
 
 enum Answer {
-    Http { status: u16, body: serde_json::Value, retry_after: Option<f64> },
+    Http { status: u16, body: serde_json::Value, retry_after: Option<f64>, etag: Option<String> },
     Failed(String),
 }
 
@@ -149,21 +166,30 @@ impl Shared {
         *self.stats.lock().unwrap().statuses.entry(format!("{what} {status}")).or_insert(0) += 1;
     }
 
+    fn client(&self, k: usize) -> &reqwest::Client {
+        &self.clients[k % self.clients.len()]
+    }
+
     async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Answer {
-        let pool = if what == "checkout" { &self.checkout_slots } else { &self.slots };
-        let _slot = pool.acquire().await.expect("the semaphore is never closed");
+        let _slot = match what {
+            "wait" => None,
+            "checkout" => Some(self.checkout_slots.acquire().await.expect("the semaphore is never closed")),
+            _ => Some(self.slots.acquire().await.expect("the semaphore is never closed")),
+        };
         let answer = async {
             let response = request.send().await?;
             let status = response.status().as_u16();
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+            let etag = header("etag");
             let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes, retry_after))
+            Ok::<_, reqwest::Error>((status, bytes, retry_after, etag))
         }
         .await;
         match answer {
-            Ok((status, bytes, retry_after)) => {
+            Ok((status, bytes, retry_after, etag)) => {
                 self.count(what, &status.to_string());
-                Answer::Http { status, body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), retry_after }
+                Answer::Http { status, body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), retry_after, etag }
             }
             Err(e) => {
                 self.count(what, if e.is_timeout() { "timeout" } else { "error" });
@@ -195,14 +221,17 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
     let token = &args.tokens[k];
     let deadline = due + args.give_up;
     let url = |tail: &str| format!("{}/api/v1/flash-sales/{}{tail}", args.base, args.sale);
+    let client = shared.client(k);
 
     // 1. Buy now, until an answer that is not "later".
     let mut first = true;
     let mut waited = false;
+    // The ETag of the state this shopper last saw.
+    let mut known: Option<String> = None;
     let held = loop {
         let sent = shared.seconds();
         let answer = shared
-            .send("buy", shared.client.post(url("/buy")).bearer_auth(token).header("content-type", "application/json").body(r#"{"quantity":1}"#))
+            .send("buy", client.post(url("/buy")).bearer_auth(token).header("content-type", "application/json").body(r#"{"quantity":1}"#))
             .await;
         {
             let mut stats = shared.stats.lock().unwrap();
@@ -217,8 +246,9 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
         first = false;
         match answer {
             Answer::Http { status: 200, .. } => break true,
-            Answer::Http { status: 202, .. } => {
+            Answer::Http { status: 202, ref etag, .. } => {
                 waited = true;
+                known = etag.clone();
                 break false;
             }
             Answer::Http { status: 409, ref body, .. } if code(body) == "sold_out" => {
@@ -242,11 +272,23 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
     // 2. In line: ask until the answer is a hold or "sold out".
     if !held {
         loop {
-            tokio::time::sleep(args.poll).await;
+            let request = match (args.long_poll, &known) {
+                (0, _) | (_, None) => {
+                    tokio::time::sleep(args.poll).await;
+                    ("me", client.get(url("/me")).bearer_auth(token))
+                }
+                (wait, Some(tag)) => ("wait", client.get(url(&format!("/me?wait={wait}"))).bearer_auth(token).header("if-none-match", tag)),
+            };
             let sent = Instant::now();
-            let answer = shared.send("me", shared.client.get(url("/me")).bearer_auth(token)).await;
-            shared.stats.lock().unwrap().me_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+            let answer = shared.send(request.0, request.1).await;
+            if request.0 == "me" {
+                shared.stats.lock().unwrap().me_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            if let Answer::Http { etag: Some(tag), .. } = &answer {
+                known = Some(tag.clone());
+            }
             match answer {
+                Answer::Http { status: 304, .. } => {}
                 Answer::Http { status: 200, body, .. } => match state_of(&body) {
                     "reserved" => break,
                     "waiting" => {}
@@ -279,8 +321,7 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
         let answer = shared
             .send(
                 "checkout",
-                shared
-                    .client
+                client
                     .post(format!("{}/api/v1/checkout", args.base))
                     .bearer_auth(token)
                     .header("content-type", "application/json")
@@ -340,11 +381,16 @@ pub async fn run() {
             std::process::exit(2);
         }
     };
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(2 * args.max_inflight)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("an HTTP client");
+    let clients: Vec<reqwest::Client> = match args.http2 {
+        0 => vec![reqwest::Client::builder()
+            .pool_max_idle_per_host(2 * args.max_inflight)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client")],
+        n => (0..n)
+            .map(|_| reqwest::Client::builder().http2_prior_knowledge().timeout(Duration::from_secs(60)).build().expect("an HTTP/2 client"))
+            .collect(),
+    };
     // The sale's start on this machine's monotonic clock.
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as i64;
     let start = Instant::now() + Duration::from_millis((args.start_ms as i64 - now_ms).max(0) as u64);
@@ -355,7 +401,7 @@ pub async fn run() {
     .to_string();
     let (customers, ramp) = (args.customers, args.ramp);
     let (slots, checkout_slots) = (Semaphore::new(args.max_inflight), Semaphore::new(args.max_inflight));
-    let shared = Arc::new(Shared { args, client, slots, checkout_slots, stats: Mutex::new(Stats::default()), start, checkout_body });
+    let shared = Arc::new(Shared { args, clients, slots, checkout_slots, stats: Mutex::new(Stats::default()), start, checkout_body });
     let mut tasks = Vec::with_capacity(customers);
     for k in 0..customers {
         let due = start + Duration::from_secs_f64(ramp * k as f64 / customers as f64);

@@ -36,11 +36,23 @@ impl Admission {
 
 fn exempt(request: &Request) -> bool {
     matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics")
+        || long_poll(request)
         || request
             .headers()
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+/// A flash customer's wait for news of their state (`/me?wait=`, and the
+/// flash page's `flash_wait`): parked, not working, like an event stream.
+/// Each customer's flash budget bounds how many they start.
+fn long_poll(request: &Request) -> bool {
+    let uri = request.uri();
+    match uri.path() {
+        "/api/flash_wait" => true,
+        path => path.starts_with("/api/v1/flash-sales/") && path.ends_with("/me") && uri.query().is_some_and(|q| q.split('&').any(|p| p.starts_with("wait="))),
+    }
 }
 
 pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
@@ -122,5 +134,16 @@ mod tests {
         assert_eq!(router.clone().oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
         release_second.send(()).unwrap();
         assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn only_a_flash_customers_wait_for_news_parks_outside_the_limit() {
+        let sale = "/api/v1/flash-sales/0190c3f6-4f2b-7c4e-9a51-2b0c1d2e3f40";
+        for parked in [format!("{sale}/me?wait=25"), format!("{sale}/me?x=1&wait=0"), "/api/flash_wait".to_owned()] {
+            assert!(long_poll(&get_req(&parked, None)), "{parked}");
+        }
+        for working in [format!("{sale}/me"), format!("{sale}/me?waiting=1"), format!("{sale}/buy?wait=25"), "/api/v1/products?wait=25".to_owned()] {
+            assert!(!long_poll(&get_req(&working, None)), "{working}");
+        }
     }
 }

@@ -31,6 +31,7 @@
 //! script touches one Redis Cluster slot (see `scripts.rs` for each key).
 
 mod live;
+mod news;
 mod schedule;
 mod scripts;
 
@@ -48,6 +49,21 @@ use crate::ratelimit::Limit;
 use crate::{Error, Result, Shop};
 
 pub use schedule::TickReport;
+
+/// The longest a request may wait for news of a customer's state (the
+/// gateway answers 504 at 30 s).
+pub const MAX_WAIT: Duration = Duration::from_secs(25);
+
+/// The shortest pause between two reads of a parked customer's state.
+const LOOK_AGAIN: Duration = Duration::from_millis(250);
+
+/// A short tag of a customer's state (an HTTP entity tag's value): equal
+/// tags, equal states.
+pub fn tag(state: &MyFlashState) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(state).unwrap_or_default());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Most units one sale may offer, and most per customer.
 pub const MAX_QUANTITY: i64 = 100_000;
@@ -94,12 +110,13 @@ impl Default for Settings {
 /// A queue is a few bytes and stays until the process ends.
 pub struct Runtime {
     pub settings: Settings,
+    news: std::sync::Arc<news::News>,
     confirm_queues: std::sync::Mutex<std::collections::HashMap<Uuid, std::sync::Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Runtime {
     pub fn new(settings: Settings) -> Self {
-        Self { settings, confirm_queues: Default::default() }
+        Self { settings, news: Default::default(), confirm_queues: Default::default() }
     }
 
     fn queue(&self, sale: Uuid) -> std::sync::Arc<tokio::sync::Semaphore> {
@@ -628,6 +645,45 @@ impl<'a> Flash<'a> {
         }
     }
 
+    /// The customer's state once it is no longer the one tagged `known`
+    /// ([`tag`]), or as it is after `wait` (at most [`MAX_WAIT`]): a long
+    /// poll. The request parks until news for this customer or sale
+    /// (`news.rs`), its wait, or the end of the customer's wait in line,
+    /// whichever comes first; a shopper in line thus costs one parked
+    /// request, not a read a second.
+    pub async fn me_changed(&self, user: Uuid, sale: Uuid, known: &str, wait: Duration) -> Result<MyFlashState> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let waiter = self.shop.flash_rt.news.wait_on(&self.shop.kv, sale, user);
+        loop {
+            let news = waiter.arm();
+            let state = self.me(user, sale).await?;
+            let now = tokio::time::Instant::now();
+            if tag(&state) != known || now >= deadline {
+                return Ok(state);
+            }
+            // A place in line ends at its deadline without any news: look
+            // again just after it (never sooner than LOOK_AGAIN, whatever
+            // the clocks say).
+            let wake_at = match &state {
+                MyFlashState::Waiting { wait_until, .. } => DateTime::parse_from_rfc3339(wait_until)
+                    .ok()
+                    .and_then(|at| (at.with_timezone(&Utc) - Utc::now()).to_std().ok())
+                    .map_or(now + LOOK_AGAIN, |left| now + left.max(LOOK_AGAIN))
+                    .min(deadline),
+                _ => deadline,
+            };
+            tokio::select! {
+                _ = news.fired() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    /// Requests of this process parked in [`Flash::me_changed`] now.
+    pub fn parked_waiters(&self) -> usize {
+        self.shop.flash_rt.news.parked()
+    }
+
     /// Leaves the line, or gives up a held unit (it goes to the line's
     /// head); the state afterwards.
     pub async fn leave(&self, user: Uuid, sale: Uuid) -> Result<MyFlashState> {
@@ -654,6 +710,7 @@ impl<'a> Flash<'a> {
         if promoted.is_empty() {
             return;
         }
+        let users: Vec<Uuid> = promoted.iter().map(|p| p.user).collect();
         let meta: redis::RedisResult<(Option<String>, Option<i64>)> =
             redis::cmd("HMGET").arg(self.key(sale, "meta")).arg("sku").arg("price").query_async(&mut self.shop.kv.conn()).await;
         let Ok((Some(sku), Some(price))) = meta else { return };
@@ -668,6 +725,8 @@ impl<'a> Flash<'a> {
                 tracing::warn!(%sale, user = %p.user, error = %err, "promoted customer not emailed: the event was not recorded");
             }
         }
+        // After the cart write: a woken page that reads the hold finds it there.
+        news::tell(&self.shop.kv, sale, Some(users.as_slice())).await;
     }
 
     async fn record_promotion(&self, hold: &FlashHold, user: Uuid) -> Result<()> {
@@ -747,7 +806,21 @@ impl<'a> Flash<'a> {
     /// After the order committed: the holds are sold. A failure here is
     /// settled by the sweeper from the outcome the order recorded.
     pub async fn finish(&self, holds: &[FlashHold]) {
-        self.each_hold(&scripts::FINISH, holds, "flash hold sold but not finished in Redis; the sweeper will").await;
+        for hold in holds {
+            if let Err(err) = self.finish_one(hold.sale_id, hold.token).await {
+                tracing::warn!(token = %hold.token, error = %err, "flash hold sold but not finished in Redis; the sweeper will");
+            }
+        }
+    }
+
+    /// FINISH for one hold; when it was the last hold with nothing left to
+    /// sell, everybody still in line hears that the wait is over.
+    async fn finish_one(&self, sale: Uuid, token: Uuid) -> redis::RedisResult<()> {
+        let reply: Vec<String> = self.invoke(&scripts::FINISH, sale).arg(token.to_string()).invoke_async(&mut self.shop.kv.conn()).await?;
+        if reply.get(1).map(String::as_str) == Some("LINE_DONE") {
+            news::tell(&self.shop.kv, sale, None).await;
+        }
+        Ok(())
     }
 
     /// An order transaction that began confirming `begun` did not commit:
@@ -792,6 +865,9 @@ impl<'a> Flash<'a> {
         Self::fresh_tokens(&mut call);
         let reply: Vec<String> = call.invoke_async(&mut self.shop.kv.conn()).await?;
         if head(&reply) == "OK" {
+            if let Some(owner) = reply.get(1).and_then(|u| Uuid::try_parse(u).ok()) {
+                news::tell(&self.shop.kv, sale, Some(std::slice::from_ref(&owner))).await;
+            }
             self.promoted(sale, &promotions(&reply[3..])).await;
         }
         Ok(reply)

@@ -117,6 +117,9 @@ async fn step(flash: &Flash<'_>, tx: &mut PgConnection, row: &Row, settle_secs: 
         }
         "live" => {
             let waiting: i64 = flash.invoke(&scripts::CLOSE, row.id).invoke_async(&mut flash.shop.kv.conn()).await?;
+            if waiting > 0 {
+                super::news::tell(&flash.shop.kv, row.id, None).await;
+            }
             sqlx::query("UPDATE flash_sales SET status = 'closing', closed_at = now() WHERE id = $1").bind(row.id).execute(&mut *tx).await?;
             report.closed += 1;
             tracing::info!(sale = %row.id, waiting, "flash sale closed; holds in their payment window may still pay");
@@ -268,7 +271,7 @@ async fn settle(flash: &Flash<'_>, sale: Uuid, token: Uuid, reply: &[String]) ->
         flash.give_back(sale, token, "abort").await?;
         let _ = flash.shop.cart().drop_flash_hold(user, sale, token).await;
     } else {
-        let _: Vec<String> = flash.invoke(&scripts::FINISH, sale).arg(token.to_string()).invoke_async(&mut flash.shop.kv.conn()).await?;
+        flash.finish_one(sale, token).await?;
     }
     Ok(())
 }

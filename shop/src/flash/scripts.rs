@@ -353,7 +353,8 @@ return {'HELD'}
 });
 
 /// Ends a confirmation that committed: the units are sold and keep
-/// counting toward the customer's limit. ARGV: token → {'OK'} | {'SKIP'}
+/// counting toward the customer's limit. ARGV: token → {'OK'} | {'OK',
+/// 'LINE_DONE'} (the line has nothing left to wait for) | {'SKIP'}
 pub(super) static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -368,6 +369,10 @@ if redis.call('HGET', BYUSER, u) == token then redis.call('HDEL', BYUSER, u) end
 redis.call('ZREM', DUE, token)
 redis.call('HINCRBY', STATS, 'orders', 1)
 redis.call('HINCRBY', STATS, 'sold', q)
+-- The last hold is sold and nothing is left: nobody in line can be served.
+if num(meta('left')) <= 0 and redis.call('HLEN', HOLDS) == 0 and redis.call('ZCARD', LINE) > 0 then
+  return {'OK', 'LINE_DONE'}
+end
 return {'OK'}
 "#
     ))

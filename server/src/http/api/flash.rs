@@ -7,10 +7,12 @@
 //! `GET|DELETE …/{id}/me`.
 //!
 //! A buy that finds no unit answers 202 at once with the customer's place
-//! in line; the client polls `/me`, which turns into `reserved` when a unit
-//! comes back for them, or `sold_out` when their wait is over. Holding a
-//! request open for up to 30 s instead would pin a connection per waiting
-//! shopper at the moment there are the most of them.
+//! in line; the client then long-polls `/me?wait=25` with the `ETag` it
+//! has, which answers the moment the state changes (`reserved` when a unit
+//! comes back for them, `sold_out` when their wait is over) or 304 after
+//! the wait. A parked request costs the server a task on a connection the
+//! shopper's browser keeps open anyway; polling every second cost a
+//! session read, a rate-limit script and a state script each time.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -141,16 +143,63 @@ async fn buy(
 ) -> Result<Response, ApiError> {
     let id = parse_id("id", &id)?;
     let BuyRequest { quantity } = super::json_body(body)?;
-    Ok(match state.shop.flash().buy(auth.user.id, id, quantity).await? {
-        Bought::Reserved(state) => personal(StatusCode::OK, state),
-        Bought::Waiting(state) => personal(StatusCode::ACCEPTED, state),
-    })
+    let (status, mine) = match state.shop.flash().buy(auth.user.id, id, quantity).await? {
+        Bought::Reserved(state) => (StatusCode::OK, state),
+        Bought::Waiting(state) => (StatusCode::ACCEPTED, state),
+    };
+    // The tag a long poll of `/me` starts from.
+    let tag = shop::flash::tag(&mine);
+    Ok(tagged(personal(status, mine), &tag))
 }
 
-async fn me(State(state): State<AppState>, FlashCustomer(auth): FlashCustomer, Path(id): Path<String>) -> Result<Response, ApiError> {
+fn tagged(mut response: Response, tag: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{tag}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The customer's state, with its entity tag. With `If-None-Match` (the
+/// tag of the state the caller has) the answer is 304 while it still
+/// holds; adding `wait=<seconds>` (at most 25) makes it a long poll: the
+/// request parks until the state changes (a promotion answers at once) or
+/// the wait is over.
+async fn me(
+    State(state): State<AppState>,
+    FlashCustomer(auth): FlashCustomer,
+    Path(id): Path<String>,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = parse_id("id", &id)?;
-    let mine = state.shop.flash().me(auth.user.id, id).await?;
-    Ok(personal(StatusCode::OK, mine))
+    let wait = match query.get("wait") {
+        None => Duration::ZERO,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+            .filter(|w| *w <= shop::flash::MAX_WAIT)
+            .ok_or_else(|| ApiError::BadParam {
+                param: "wait".into(),
+                message: format!("expected whole seconds from 0 to {}", shop::flash::MAX_WAIT.as_secs()),
+            })?,
+    };
+    let known = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned());
+    let flash = state.shop.flash();
+    let mine = match &known {
+        Some(known) if !wait.is_zero() => flash.me_changed(auth.user.id, id, known, wait).await?,
+        _ => flash.me(auth.user.id, id).await?,
+    };
+    let tag = shop::flash::tag(&mine);
+    let response = match known.as_deref() == Some(tag.as_str()) {
+        true => {
+            let mut unchanged = StatusCode::NOT_MODIFIED.into_response();
+            unchanged.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            unchanged
+        }
+        false => personal(StatusCode::OK, mine),
+    };
+    Ok(tagged(response, &tag))
 }
 
 async fn leave(State(state): State<AppState>, FlashCustomer(auth): FlashCustomer, Path(id): Path<String>) -> Result<Response, ApiError> {

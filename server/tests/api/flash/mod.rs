@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::helpers::{header, mail_to, redis_url, wait_for, LocalStripe, TestApp};
 
 mod confirm;
+mod long_poll;
 
 struct Setup {
     app: TestApp,
