@@ -144,6 +144,11 @@ impl Application {
         Ok(Self { listener, state, index_built_at })
     }
 
+    /// The shop this application serves (a test reads its state through it).
+    pub fn shop(&self) -> &shop::Shop {
+        &self.state.shop
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.state.config.addr
     }
@@ -222,11 +227,14 @@ impl Application {
         }));
         // Flash sales' schedule, payment-window sweeper and live sampler.
         let _stop_flash = AbortOnDrop(runs(Worker::Flash).then(|| tokio::spawn(crate::workers::flash::run(shop.clone()))));
+        let waiting = shop.clone();
         let router = http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+            // Parked long polls answer now rather than at the end of their wait.
+            waiting.flash().stop_waiting();
             let _ = stopping_tx.send(());
         });
         // Requests first, then the work they started that outlives them

@@ -658,7 +658,7 @@ impl<'a> Flash<'a> {
             let news = waiter.arm();
             let state = self.me(user, sale).await?;
             let now = tokio::time::Instant::now();
-            if tag(&state) != known || now >= deadline {
+            if tag(&state) != known || now >= deadline || self.shop.flash_rt.news.stopping() {
                 return Ok(state);
             }
             // A place in line ends at its deadline without any news: look
@@ -677,6 +677,12 @@ impl<'a> Flash<'a> {
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
+    }
+
+    /// Ends every wait in [`Flash::me_changed`] at once, now and from now
+    /// on: the server is shutting down and finishes its requests.
+    pub fn stop_waiting(&self) {
+        self.shop.flash_rt.news.stop();
     }
 
     /// Requests of this process parked in [`Flash::me_changed`] now.

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ pub(super) struct News {
     sales: Mutex<HashMap<Uuid, Arc<SaleWaiters>>>,
     listening: std::sync::OnceLock<()>,
     parked: Arc<AtomicUsize>,
+    stopping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,6 +99,17 @@ impl News {
                 }
             }
         }
+    }
+
+    /// The process is stopping: every wait ends now with the state as it
+    /// is, so parked requests do not hold the shutdown for their wait.
+    pub(super) fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.wake_all();
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     fn wake_all(&self) {

@@ -106,3 +106,48 @@ async fn a_parked_line_hears_of_its_unit_and_of_the_sell_out_at_once(db: PgPool)
     assert_eq!(app.shop.flash().parked_waiters(), 0, "no request is left parked");
     assert_eq!(units_per_customer(&app.shop.db, s.sku).await.iter().map(|(_, n)| n).sum::<i64>(), 2);
 }
+
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_parked_long_poll_answers_when_its_server_stops(db: PgPool) {
+    let s = setup(db.clone(), 10).await;
+    // A second server process on the same database and Redis keys, with a
+    // shutdown grace longer than a wait: only the stop ends the parked poll.
+    let prefix = s.app.shop.kv.prefix().to_owned();
+    let config = Config::from_lookup(|key| match key {
+        "REDIS_URL" => Some(redis_url()),
+        "MERCATO_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "MERCATO_REDIS_PREFIX" => Some(prefix.clone()),
+        "MERCATO_SHUTDOWN_GRACE_SECS" => Some("60".to_owned()),
+        _ => std::env::var(key).ok(),
+    })
+    .unwrap();
+    let kv = shop::kv::Kv::connect(&redis_url(), prefix).await.unwrap();
+    let second = shop::Shop::new(db, kv).with_payment_settings(s.stripe.settings()).with_flash_settings(settings());
+    let second = Application::with_shop(config, second).await.unwrap();
+    let (addr, shop) = (second.local_addr(), second.shop().clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(second.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customers = s.app.shop.accounts().create_load_test_users(2, "load-test-password").await.unwrap();
+    wait_open(&s.app, sale).await;
+    assert_eq!(buy(&s.app, &s.app.client, &customers[0], sale, 1).await.0, StatusCode::OK);
+    let (status, waiting) = buy(&s.app, &s.app.client, &customers[1], sale, 1).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{waiting}");
+
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let url = format!("http://{addr}/api/v1/flash-sales/{sale}/me");
+    let tag = client.get(&url).bearer_auth(&customers[1]).send().await.unwrap().headers()["etag"].to_str().unwrap().to_owned();
+    let poll = tokio::spawn({
+        let (client, token) = (client.clone(), customers[1].clone());
+        async move { client.get(format!("{url}?wait=25")).bearer_auth(token).header("if-none-match", tag).send().await.unwrap().status() }
+    });
+    wait_for("the long poll is parked", Duration::from_secs(20), || async { shop.flash().parked_waiters() == 1 }).await;
+
+    stop.send(()).unwrap();
+    let status = tokio::time::timeout(NEWS_WITHIN, poll).await.expect("the parked poll answers when the server stops").unwrap();
+    assert_eq!(status, StatusCode::NOT_MODIFIED, "still in line: nothing changed");
+    tokio::time::timeout(NEWS_WITHIN, server).await.expect("the server stops without waiting out the poll").unwrap().unwrap();
+}
