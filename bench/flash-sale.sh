@@ -46,6 +46,11 @@ POLL_MS=${POLL_MS:-1000}
 LONG_POLL=${LONG_POLL:-25}
 HTTP2=${HTTP2:-256}
 MAX_INFLIGHT=${MAX_INFLIGHT:-4096}
+# The server's admission limit (default 1,024) counts a checkout parked in
+# the sale's confirm queue as work: at 1,024 this sale turns most shoppers
+# away with 503 `overloaded` (BENCHMARKS.md). Sized here for the load
+# generator's 2 × MAX_INFLIGHT requests; MERCATO_MAX_IN_FLIGHT overrides.
+export MERCATO_MAX_IN_FLIGHT=${MERCATO_MAX_IN_FLIGHT:-16384}
 GIVE_UP=${GIVE_UP:-30}
 MODES=${MODES:-redis db-only}
 PERF=${PERF:-0}

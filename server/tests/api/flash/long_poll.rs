@@ -110,20 +110,9 @@ async fn a_parked_line_hears_of_its_unit_and_of_the_sell_out_at_once(db: PgPool)
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn a_parked_long_poll_answers_when_its_server_stops(db: PgPool) {
     let s = setup(db.clone(), 10).await;
-    // A second server process on the same database and Redis keys, with a
-    // shutdown grace longer than a wait: only the stop ends the parked poll.
-    let prefix = s.app.shop.kv.prefix().to_owned();
-    let config = Config::from_lookup(|key| match key {
-        "REDIS_URL" => Some(redis_url()),
-        "MERCATO_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "MERCATO_REDIS_PREFIX" => Some(prefix.clone()),
-        "MERCATO_SHUTDOWN_GRACE_SECS" => Some("60".to_owned()),
-        _ => std::env::var(key).ok(),
-    })
-    .unwrap();
-    let kv = shop::kv::Kv::connect(&redis_url(), prefix).await.unwrap();
-    let second = shop::Shop::new(db, kv).with_payment_settings(s.stripe.settings()).with_flash_settings(settings());
-    let second = Application::with_shop(config, second).await.unwrap();
+    // A second server process with a shutdown grace longer than a wait:
+    // only the stop can end the parked poll before its 25 s.
+    let second = second_process(&s, db, &[("MERCATO_SHUTDOWN_GRACE_SECS", "60")]).await;
     let (addr, shop) = (second.local_addr(), second.shop().clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(second.run_until(async {

@@ -59,6 +59,22 @@ async fn setup(db: PgPool, stock: i64) -> Setup {
     setup_with(db, stock, settings()).await
 }
 
+/// A second server process on the same database and Redis keys as `s`'s
+/// app; `env` sets or overrides its configuration.
+async fn second_process(s: &Setup, db: PgPool, env: &[(&str, &str)]) -> Application {
+    let prefix = s.app.shop.kv.prefix().to_owned();
+    let config = Config::from_lookup(|key| match key {
+        "REDIS_URL" => Some(redis_url()),
+        "MERCATO_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "MERCATO_REDIS_PREFIX" => Some(prefix.clone()),
+        _ => env.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned()).or_else(|| std::env::var(key).ok()),
+    })
+    .unwrap();
+    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
+    let shop = shop::Shop::new(db, kv).with_payment_settings(s.stripe.settings()).with_flash_settings(settings());
+    Application::with_shop(config, shop).await.unwrap()
+}
+
 fn at(offset: chrono::Duration) -> String {
     (Utc::now() + offset).to_rfc3339()
 }
@@ -467,18 +483,7 @@ async fn flash_endpoints_need_a_session_and_keep_to_five_requests_a_second(db: P
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn the_schedule_in_two_processes_preloads_and_closes_each_sale_once(db: PgPool) {
     let s = setup(db.clone(), 100).await;
-    // A second server process on the same database and Redis keys.
-    let prefix = s.app.shop.kv.prefix().to_owned();
-    let config = Config::from_lookup(|key| match key {
-        "REDIS_URL" => Some(redis_url()),
-        "MERCATO_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "MERCATO_REDIS_PREFIX" => Some(prefix.clone()),
-        _ => std::env::var(key).ok(),
-    })
-    .unwrap();
-    let kv = shop::kv::Kv::connect(&redis_url(), prefix.clone()).await.unwrap();
-    let second = shop::Shop::new(db, kv).with_payment_settings(s.stripe.settings()).with_flash_settings(settings());
-    let second = Application::with_shop(config, second).await.unwrap();
+    let second = second_process(&s, db, &[]).await;
     tokio::spawn(second.run_until(std::future::pending()));
 
     let mut sales = Vec::new();
