@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod kv;
 pub mod notifications;
 pub mod orders;
+pub mod parking;
 pub mod payments;
 pub mod ratelimit;
 pub mod reviews;

@@ -14,8 +14,9 @@
 //!    with `--long-poll 0`, polls `GET …/me` every `--poll-ms` instead
 //!    (what the page did before the line was pushed);
 //! 3. with a hold: `POST /api/v1/checkout` with its own Idempotency-Key,
-//!    resent with the same key after a 503 (Retry-After) or a lost answer,
-//!    as a client following the API does. A decline (402) ends the visit:
+//!    resent with the same key after a 503 or 504 (Retry-After) or a lost
+//!    answer, as a client following the API does (a 504's checkout goes on:
+//!    the resend learns how it ended). A decline (402) ends the visit:
 //!    the unit goes to the head of the line.
 //!
 //! 429s are waited out (Retry-After) and counted. At most `--max-inflight`
@@ -34,6 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
+
+/// A checkout is resent for this many `--give-up` periods after it starts.
+const CHECKOUT_PATIENCE: u32 = 3;
 
 struct Args {
     base: String,
@@ -314,8 +318,10 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
         }
     }
 
-    // 3. Check out, one key for every resend of this checkout.
+    // 3. Check out, one key for every resend of this checkout. Its card may
+    // be charged already, so it is resent for longer than a buy is.
     let key = format!("flash-{}-{k}", std::process::id());
+    let deadline = Instant::now() + args.give_up * CHECKOUT_PATIENCE;
     loop {
         let sent = Instant::now();
         let answer = shared
@@ -342,8 +348,11 @@ async fn customer(shared: Arc<Shared>, k: usize, due: Instant) {
             Answer::Http { status: 409, ref body, .. } if code(body) == "reservation_expired" => {
                 return finish(&shared, End::HoldExpired);
             }
-            Answer::Http { status: 429 | 503, retry_after, .. } if Instant::now() < deadline => {
+            Answer::Http { status: 429 | 503 | 504, retry_after, .. } if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_secs_f64(retry_after.unwrap_or(1.0))).await;
+            }
+            Answer::Http { status: 409, ref body, .. } if code(body) == "checkout_in_progress" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Answer::Failed(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
             Answer::Http { status, body, .. } => {

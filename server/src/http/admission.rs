@@ -10,6 +10,12 @@
 //! come back. Health, readiness and metrics always pass (an operator must
 //! see an overloaded shop), and so do Server-Sent Events streams, which
 //! stay open for minutes and would otherwise hold permits.
+//!
+//! A request that stops working to wait its turn (a checkout in a flash
+//! sale's confirm queue) gives its permit back through `shop::parking`:
+//! the permit is lent to the request's work in a slot, and the shop parks
+//! it. Kept, a minute-long queue of checkouts filled the limit and the shop
+//! refused every buyer of the sale (BENCHMARKS.md, the pushed line).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +65,14 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
     if exempt(&request) {
         return next.run(request).await;
     }
-    let Ok(_permit) = admission.0.clone().try_acquire_owned() else {
+    let Ok(permit) = admission.0.clone().try_acquire_owned() else {
         return ApiError::Overloaded { retry_after: RETRY_AFTER }.into_response();
     };
-    next.run(request).await
+    // Work the request starts may outlive it (a checkout runs to its end)
+    // and shares the slot; the permit is the request's alone: `lent` gives
+    // it back when the request ends, answered or dropped.
+    let lent = shop::parking::Lent::new(permit);
+    lent.run(next.run(request)).await
 }
 
 #[cfg(test)]
@@ -134,6 +144,51 @@ mod tests {
         assert_eq!(router.clone().oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
         release_second.send(()).unwrap();
         assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_request_parked_by_the_shop_gives_its_permit_back() {
+        let (parked, mut parking) = mpsc::channel::<oneshot::Sender<()>>(8);
+        let waits = move || {
+            let parked = parked.clone();
+            async move {
+                shop::parking::park();
+                let (release, released) = oneshot::channel();
+                parked.send(release).await.unwrap();
+                released.await.unwrap();
+                "waited"
+            }
+        };
+        let router = Router::new()
+            .route("/waits", get(waits))
+            .route("/fast", get(|| async { "fast" }))
+            .layer(axum::middleware::from_fn_with_state(Admission::new(1), admit));
+        let waiting = tokio::spawn(router.clone().oneshot(get_req("/waits", None)));
+        let release = parking.recv().await.unwrap();
+        // The only permit is back: a working request passes while the parked one waits.
+        assert_eq!(router.clone().oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
+        release.send(()).unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap().status(), StatusCode::OK);
+        assert_eq!(router.oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
+    }
+
+    /// A request cut off unanswered (the gateway's deadline) whose work goes
+    /// on in a task of its own: the permit is back all the same.
+    #[tokio::test]
+    async fn a_request_dropped_while_its_work_goes_on_gives_its_permit_back() {
+        let router = Router::new()
+            .route(
+                "/detaches",
+                get(|| async {
+                    tokio::spawn(shop::parking::carry(std::future::pending::<()>()));
+                    std::future::pending::<&'static str>().await
+                }),
+            )
+            .route("/fast", get(|| async { "fast" }))
+            .layer(axum::middleware::from_fn_with_state(Admission::new(1), admit));
+        let cut = tokio::time::timeout(Duration::from_millis(50), router.clone().oneshot(get_req("/detaches", None))).await;
+        assert!(cut.is_err(), "the request never answers");
+        assert_eq!(router.oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
     }
 
     #[test]

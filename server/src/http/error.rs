@@ -42,6 +42,9 @@ pub enum ApiError {
     /// More requests in flight than this process serves at once (admission control).
     #[error("the shop is busy right now, please retry in a moment")]
     Overloaded { retry_after: Duration },
+    /// Not answered within the gateway's deadline; what it started may go on.
+    #[error("this took too long to answer; anything it started goes on, so send the same request again (a checkout with the same Idempotency-Key) to learn how it ended")]
+    TimedOut { retry_after: Duration },
     /// Anything unexpected: logged with its cause, shown as a bland 500.
     #[error("something went wrong on our side")]
     Internal(#[source] anyhow::Error),
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +82,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::Overloaded { .. } => "overloaded",
+            ApiError::TimedOut { .. } => "timed_out",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -86,7 +91,8 @@ impl ApiError {
         match self {
             ApiError::TooManyRequests { retry_after }
             | ApiError::Unavailable { retry_after, .. }
-            | ApiError::Overloaded { retry_after } => {
+            | ApiError::Overloaded { retry_after }
+            | ApiError::TimedOut { retry_after } => {
                 Some(*retry_after)
             }
             _ => None,

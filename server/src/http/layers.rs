@@ -1,20 +1,23 @@
 //! Gateway layers every request passes through, outermost first:
-//! request id → trace span → body limit → timeout → metrics → admission
+//! request id → trace span → body limit → deadline (504) → metrics → admission
 //! (503 beyond the in-flight limit) → HTTP caching (Cache-Control, ETag,
 //! 304) → handler.
 
-use axum::extract::Request;
-use axum::http::{header, HeaderName, Method, StatusCode};
-use axum::middleware;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use super::error::ApiError;
 use super::{admission, caching, metrics, server_fns};
 use crate::state::AppState;
 
@@ -53,13 +56,50 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(caching::conditional))
         .layer(middleware::from_fn_with_state(state.admission.clone(), admission::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(state.config.request_timeout, deadline))
         .layer(
             ServiceBuilder::new()
                 // A client-supplied id is kept (traces span services); otherwise one is made.
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-                .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
-                .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, state.config.request_timeout)),
+                .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes)),
         )
+}
+
+/// The gateway's deadline: a request not answered within it gets 504 and a
+/// body saying what to do. Work it started may go on (a checkout runs to its
+/// end), so the answer asks for the same request again, a checkout with its
+/// Idempotency-Key, instead of implying nothing happened.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut { retry_after: Duration::from_secs(1) }.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_past_the_deadline_is_told_to_ask_again() {
+        let router = Router::new()
+            .route("/slow", get(|| std::future::pending::<&'static str>()))
+            .route("/fast", get(|| async { "fast" }))
+            .layer(middleware::from_fn_with_state(Duration::from_millis(50), deadline));
+        let slow = router.clone().oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(slow.headers()[header::RETRY_AFTER], "1");
+        let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(slow.into_body(), 4096).await.unwrap()).unwrap();
+        assert_eq!(body["error"], "timed_out");
+        assert!(body["message"].as_str().unwrap().contains("Idempotency-Key"), "{body}");
+        let fast = router.oneshot(Request::builder().uri("/fast").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(fast.status(), StatusCode::OK);
+    }
 }

@@ -67,7 +67,8 @@ impl TestApp {
         Self::boot_with(db, redis_url, seed, adjust, |_| {}).await
     }
 
-    async fn boot_with(
+    /// Boots the app with the shop adjusted and the server's configuration changed first.
+    pub async fn boot_with(
         db: PgPool,
         redis_url: &str,
         seed: Option<usize>,

@@ -109,6 +109,8 @@ impl<'a> Checkout<'a> {
         let (key, request) = (key.to_owned(), request.clone());
         // The request's span (its request id) goes with the task.
         let work = async move { Checkout::new(&shop).place_to_the_end(user, &key, &request).await };
+        // So is its gateway slot, given back while the checkout waits its turn.
+        let work = crate::parking::carry(work);
         self.shop.tasks.spawn(tracing::Instrument::instrument(work, tracing::Span::current()))
             .await
             .map_err(|e| Error::internal(format!("the checkout task failed: {e}")))?

@@ -112,11 +112,12 @@ pub struct Runtime {
     pub settings: Settings,
     news: std::sync::Arc<news::News>,
     confirm_queues: std::sync::Mutex<std::collections::HashMap<Uuid, std::sync::Arc<tokio::sync::Semaphore>>>,
+    confirm_waiting: crate::parking::Gauge,
 }
 
 impl Runtime {
     pub fn new(settings: Settings) -> Self {
-        Self { settings, news: Default::default(), confirm_queues: Default::default() }
+        Self { settings, news: Default::default(), confirm_queues: Default::default(), confirm_waiting: Default::default() }
     }
 
     fn queue(&self, sale: Uuid) -> std::sync::Arc<tokio::sync::Semaphore> {
@@ -253,7 +254,18 @@ impl<'a> Flash<'a> {
         for sale in sales {
             let queue = self.shop.flash_rt.queue(sale);
             // The semaphore is never closed.
-            permits.push(queue.acquire_owned().await.expect("confirm queue open"));
+            let permit = match queue.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // Waiting, not working: the request's place at the
+                    // gateway goes to someone who works (the queue is this
+                    // stage's own bound on the work).
+                    crate::parking::park();
+                    let _waiting = self.shop.flash_rt.confirm_waiting.enter();
+                    queue.acquire_owned().await.expect("confirm queue open")
+                }
+            };
+            permits.push(permit);
         }
         ConfirmTurn { _permits: permits }
     }
@@ -683,6 +695,11 @@ impl<'a> Flash<'a> {
     /// on: the server is shutting down and finishes its requests.
     pub fn stop_waiting(&self) {
         self.shop.flash_rt.news.stop();
+    }
+
+    /// Checkouts of this process waiting in a confirm queue now.
+    pub fn confirm_waiters(&self) -> usize {
+        self.shop.flash_rt.confirm_waiting.get()
     }
 
     /// Requests of this process parked in [`Flash::me_changed`] now.

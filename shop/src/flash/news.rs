@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::kv::Kv;
+use crate::parking::Gauge;
 
 /// Pause before subscribing again after the connection dropped or failed.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
@@ -37,7 +38,7 @@ const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 pub(super) struct News {
     sales: Mutex<HashMap<Uuid, Arc<SaleWaiters>>>,
     listening: std::sync::OnceLock<()>,
-    parked: Arc<AtomicUsize>,
+    parked: Arc<Gauge>,
     stopping: AtomicBool,
 }
 
@@ -54,7 +55,7 @@ pub(super) struct Waiter {
     sale: Arc<SaleWaiters>,
     user: Uuid,
     mine: Arc<Notify>,
-    parked: Arc<AtomicUsize>,
+    parked: Arc<Gauge>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -86,7 +87,7 @@ impl News {
     /// Requests of this process waiting for news now (past their read of
     /// the state, in [`Armed::fired`]).
     pub(super) fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
+        self.parked.get()
     }
 
     fn wake(&self, sale: Uuid, user: Option<Uuid>) {
@@ -135,24 +136,14 @@ impl Waiter {
 pub(super) struct Armed<'a> {
     mine: Pin<Box<Notified<'a>>>,
     everyone: Pin<Box<Notified<'a>>>,
-    parked: &'a AtomicUsize,
-}
-
-/// Counts a request as parked while it lives.
-struct Parked<'a>(&'a AtomicUsize);
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    parked: &'a Gauge,
 }
 
 impl Armed<'_> {
     /// Resolves on the first news since [`Waiter::arm`].
     pub(super) async fn fired(self) {
         let Armed { mine, everyone, parked } = self;
-        parked.fetch_add(1, Ordering::Relaxed);
-        let _parked = Parked(parked);
+        let _parked = parked.enter();
         tokio::select! {
             _ = mine => {}
             _ = everyone => {}

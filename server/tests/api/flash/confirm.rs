@@ -2,7 +2,8 @@
 //! PostgreSQL rolls back to break a deadlock runs again, one refused after
 //! it began confirming gives the hold back to its customer, and one of two
 //! tabs failing while the other's is in flight does not hand back a unit
-//! the other is selling.
+//! the other is selling. Checkouts waiting their turn in the sale's confirm
+//! queue give their place at the gateway back.
 
 use super::*;
 
@@ -228,4 +229,70 @@ async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db
         .unwrap();
     assert_eq!(left, 0, "the sold unit is not the sale's again");
     assert_eq!(units_per_customer(db, s.sku).await, vec![(customer_id, 1)]);
+}
+
+/// Checkouts waiting for their turn in the sale's confirm queue are not
+/// working, so they give their place at the gateway back. With room for two
+/// requests in flight and one order transaction of the sale at a time, that
+/// one blocked on the sale's hot row, three more checkouts queue one after
+/// the other and the shop still answers another shopper; kept, the third
+/// checkout would have been refused 503 `overloaded`.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn checkouts_waiting_their_turn_leave_the_gateway_to_others(db: PgPool) {
+    let flash = shop::flash::Settings { confirm_concurrency: 1, ..settings() };
+    let s = setup_configured(db, 10, flash, |config| config.max_in_flight = 2).await;
+    let sale = id(&create_sale(&s, 4, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customers = s.app.shop.accounts().create_load_test_users(4, "load-test-password").await.unwrap();
+    wait_open(&s.app, sale).await;
+    for token in &customers {
+        assert_eq!(buy(&s.app, &s.app.client, token, sale, 1).await.0, StatusCode::OK);
+    }
+    let (app, db) = (&s.app, &s.app.shop.db);
+    // Patient: the first checkout waits while three more queue and are placed.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let spawn_checkout = |token: &str| {
+        let (client, url, token, key) = (client.clone(), app.url("/api/v1/checkout"), token.to_owned(), Uuid::new_v4().to_string());
+        tokio::spawn(async move { checkout_with(&client, &url, &token, &key, "pm_card_visa", None).await })
+    };
+
+    // The first checkout takes the queue's one turn and waits on the hot row,
+    // working (its permit held).
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM inventory_reservations WHERE token = $1 FOR UPDATE").bind(sale).execute(&mut *blocker).await.unwrap();
+    let first = spawn_checkout(&customers[0]);
+    wait_until_waiting(db, "the first checkout waits on the hot row", "inventory_reservations").await;
+
+    // Each of the others gets in and queues for its turn.
+    let mut queued = Vec::new();
+    for (n, token) in customers[1..].iter().enumerate() {
+        let checkout = spawn_checkout(token);
+        let waiting = &checkout;
+        wait_for("the checkout queues for its turn", Duration::from_secs(30), || async move {
+            app.shop.flash().confirm_waiters() == n + 1 || waiting.is_finished()
+        })
+        .await;
+        if checkout.is_finished() {
+            let (status, body) = checkout.await.unwrap();
+            panic!("checkout {} answered {status} while the others waited their turn: {body}", n + 2);
+        }
+        queued.push(checkout);
+    }
+    let (status, page) = get(app, None, &format!("/api/v1/flash-sales/{sale}")).await;
+    assert_eq!(status, StatusCode::OK, "a shopper is served while three checkouts queue: {page}");
+
+    // The hot row free, every checkout gets its turn and its order.
+    blocker.rollback().await.unwrap();
+    for checkout in std::iter::once(first).chain(queued) {
+        let (status, placed) = checkout.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{placed}");
+    }
+    assert_eq!(app.shop.flash().confirm_waiters(), 0);
+    let mut expected = Vec::new();
+    for token in &customers {
+        expected.push((user_id(app, token).await, 1));
+    }
+    let mut sold = units_per_customer(db, s.sku).await;
+    sold.sort();
+    expected.sort();
+    assert_eq!(sold, expected);
 }

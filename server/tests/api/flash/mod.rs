@@ -41,8 +41,14 @@ fn settings() -> shop::flash::Settings {
 /// The app on its own localstripe around a small catalog; its first SKU
 /// has `stock` units and belongs to a seller account the test signs in as.
 async fn setup_with(db: PgPool, stock: i64, flash: shop::flash::Settings) -> Setup {
+    setup_configured(db, stock, flash, |_| {}).await
+}
+
+/// [`setup_with`], with the server's configuration changed first.
+async fn setup_configured(db: PgPool, stock: i64, flash: shop::flash::Settings, configure: impl FnOnce(&mut Config)) -> Setup {
     let stripe = LocalStripe::start().await;
-    let app = TestApp::spawn_seeded_with(db, 10, |shop| shop.with_payment_settings(stripe.settings()).with_flash_settings(flash)).await;
+    let adjust = |shop: shop::Shop| shop.with_payment_settings(stripe.settings()).with_flash_settings(flash);
+    let app = TestApp::boot_with(db, &redis_url(), Some(10), adjust, configure).await;
     let (sku, seller_id): (Uuid, Uuid) =
         sqlx::query_as("SELECT s.id, p.seller_id FROM skus s JOIN products p ON p.id = s.product_id ORDER BY s.id LIMIT 1")
             .fetch_one(&app.shop.db)
