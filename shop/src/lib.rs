@@ -51,6 +51,8 @@ pub struct Shop {
     pub fulfilment_settings: Arc<fulfilment::Settings>,
     /// Flash sales' settings and this process's confirm queues.
     pub flash_rt: Arc<flash::Runtime>,
+    /// This process's running checkouts, which retries of their keys wait on.
+    pub checkouts: Arc<checkout::Running>,
     /// Work that runs to its end even when its caller stops waiting (a
     /// checkout past its request's timeout): the server's shutdown waits
     /// for it, within its grace period, before the process exits.
@@ -76,6 +78,7 @@ impl Shop {
             accounts_rt: Arc::new(accounts::Runtime::new(accounts::Settings::default())),
             fulfilment_settings: Arc::new(fulfilment::Settings::default()),
             flash_rt: Arc::new(flash::Runtime::new(flash::Settings::default())),
+            checkouts: Arc::default(),
             tasks: tokio_util::task::TaskTracker::new(),
         }
     }

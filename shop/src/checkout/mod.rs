@@ -31,6 +31,10 @@ use crate::inventory::Line;
 use crate::orders::{NewOrder, Orders};
 use crate::{Error, Result, Shop};
 
+mod running;
+pub use running::Running;
+use running::Waited;
+
 /// What the customer sends (API.md's body, plus the total they were shown).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CheckoutRequest {
@@ -122,6 +126,12 @@ impl<'a> Checkout<'a> {
         let hash = request_hash(&request);
         let order_id = Uuid::now_v7();
         let token = Uuid::new_v4();
+        // A resend of a checkout still running here waits for it first,
+        // parked and without a pool connection: the claim below would wait
+        // on the claim row the running order transaction holds.
+        if self.shop.checkouts.wait_for(user, key, Instant::now() + IN_FLIGHT_WAIT).await == Waited::StillRunning {
+            return Err(in_progress());
+        }
         // Claim the key, or answer as the request that holds it did. A key
         // freed by a failed first attempt is claimed again. A key whose claim
         // was pruned (older than KEY_RETENTION) but that made an order is not
@@ -152,6 +162,9 @@ impl<'a> Checkout<'a> {
                 return Ok(placed);
             }
         }
+        // Until this returns, with the outcome written or the key freed,
+        // retries of the key in this process wait on it.
+        let _run = self.shop.checkouts.start(user, key);
         let mut unsettled = false;
         let result = self.run(user, key, &request, order_id, token, &mut unsettled).await;
         match result {
@@ -544,16 +557,22 @@ impl<'a> Checkout<'a> {
                 }
                 Some((_, state, Some(sqlx::types::Json(outcome)))) if state == "done" => return Ok(Some(outcome.into_result())),
                 None => return Ok(None),
-                Some(_) if Instant::now() >= deadline => {
-                    return Err(Error::Conflict {
-                        code: "checkout_in_progress",
-                        message: "a checkout with this Idempotency-Key is still being processed; retry shortly".into(),
-                        details: None,
-                    })
+                Some(_) if Instant::now() >= deadline => return Err(in_progress()),
+                Some(_) => {
+                    if self.shop.checkouts.wait_for(user, key, deadline).await == Waited::NotHere {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                 }
-                Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+}
+
+fn in_progress() -> Error {
+    Error::Conflict {
+        code: "checkout_in_progress",
+        message: "a checkout with this Idempotency-Key is still being processed; retry shortly".into(),
+        details: None,
     }
 }
 

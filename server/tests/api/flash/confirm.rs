@@ -232,11 +232,13 @@ async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db
 }
 
 /// Checkouts waiting for their turn in the sale's confirm queue are not
-/// working, so they give their place at the gateway back. With room for two
-/// requests in flight and one order transaction of the sale at a time, that
-/// one blocked on the sale's hot row, three more checkouts queue one after
-/// the other and the shop still answers another shopper; kept, the third
-/// checkout would have been refused 503 `overloaded`.
+/// working, so they give their place at the gateway back, and so does a
+/// resend of a checkout still running (a client after a 504). With room for
+/// two requests in flight and one order transaction of the sale at a time,
+/// that one blocked on the sale's hot row, its resend waits for it, three
+/// more checkouts queue one after the other, and the shop still answers
+/// another shopper; kept, the second checkout would be refused 503
+/// `overloaded`.
 #[sqlx::test(migrator = "shop::db::MIGRATOR")]
 async fn checkouts_waiting_their_turn_leave_the_gateway_to_others(db: PgPool) {
     let flash = shop::flash::Settings { confirm_concurrency: 1, ..settings() };
@@ -250,17 +252,27 @@ async fn checkouts_waiting_their_turn_leave_the_gateway_to_others(db: PgPool) {
     let (app, db) = (&s.app, &s.app.shop.db);
     // Patient: the first checkout waits while three more queue and are placed.
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let spawn_checkout = |token: &str| {
-        let (client, url, token, key) = (client.clone(), app.url("/api/v1/checkout"), token.to_owned(), Uuid::new_v4().to_string());
+    let send_checkout = |token: &str, key: &str| {
+        let (client, url, token, key) = (client.clone(), app.url("/api/v1/checkout"), token.to_owned(), key.to_owned());
         tokio::spawn(async move { checkout_with(&client, &url, &token, &key, "pm_card_visa", None).await })
     };
+    let spawn_checkout = |token: &str| send_checkout(token, &Uuid::new_v4().to_string());
 
     // The first checkout takes the queue's one turn and waits on the hot row,
     // working (its permit held).
     let mut blocker = db.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM inventory_reservations WHERE token = $1 FOR UPDATE").bind(sale).execute(&mut *blocker).await.unwrap();
-    let first = spawn_checkout(&customers[0]);
+    let first_key = Uuid::new_v4().to_string();
+    let first = send_checkout(&customers[0], &first_key);
     wait_until_waiting(db, "the first checkout waits on the hot row", "inventory_reservations").await;
+
+    // Its resend waits for it, parked.
+    let resent = send_checkout(&customers[0], &first_key);
+    wait_for("the resend waits for the first", Duration::from_secs(30), || async { app.shop.checkouts.waiting() == 1 || resent.is_finished() }).await;
+    if resent.is_finished() {
+        let (status, body) = resent.await.unwrap();
+        panic!("the resend answered {status} before the first request did: {body}");
+    }
 
     // Each of the others gets in and queues for its turn.
     let mut queued = Vec::new();
@@ -282,11 +294,15 @@ async fn checkouts_waiting_their_turn_leave_the_gateway_to_others(db: PgPool) {
 
     // The hot row free, every checkout gets its turn and its order.
     blocker.rollback().await.unwrap();
-    for checkout in std::iter::once(first).chain(queued) {
+    let (status, placed) = first.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let (status, replayed) = resent.await.unwrap();
+    assert_eq!((status, &replayed["order_id"]), (StatusCode::CREATED, &placed["order_id"]), "the resend answers as the first did: {replayed}");
+    for checkout in queued {
         let (status, placed) = checkout.await.unwrap();
         assert_eq!(status, StatusCode::CREATED, "{placed}");
     }
-    assert_eq!(app.shop.flash().confirm_waiters(), 0);
+    assert_eq!((app.shop.flash().confirm_waiters(), app.shop.checkouts.waiting()), (0, 0));
     let mut expected = Vec::new();
     for token in &customers {
         expected.push((user_id(app, token).await, 1));
