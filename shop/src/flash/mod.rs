@@ -58,11 +58,26 @@ pub const MAX_WAIT: Duration = Duration::from_secs(25);
 const LOOK_AGAIN: Duration = Duration::from_millis(250);
 
 /// A short tag of a customer's state (an HTTP entity tag's value): equal
-/// tags, equal states.
+/// tags, equal states. A place in line's tag ends in `-p<position>` after
+/// the hash of the rest, so a long poll can tell a place that moved from a
+/// state that changed ([`Flash::me_changed`]).
 pub fn tag(state: &MyFlashState) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(serde_json::to_vec(state).unwrap_or_default());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    let hash = |state: &MyFlashState| -> String {
+        let digest = sha2::Sha256::digest(serde_json::to_vec(state).unwrap_or_default());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    };
+    match state {
+        MyFlashState::Waiting { position, wait_until } => {
+            format!("{}-p{position}", hash(&MyFlashState::Waiting { position: 0, wait_until: wait_until.clone() }))
+        }
+        other => hash(other),
+    }
+}
+
+/// A tag without the place in line it may end with.
+fn apart_from_place(tag: &str) -> &str {
+    tag.split_once("-p").map_or(tag, |(rest, _)| rest)
 }
 
 /// Most units one sale may offer, and most per customer.
@@ -658,8 +673,9 @@ impl<'a> Flash<'a> {
     }
 
     /// The customer's state once it is no longer the one tagged `known`
-    /// ([`tag`]), or as it is after `wait` (at most [`MAX_WAIT`]): a long
-    /// poll. The request parks until news for this customer or sale
+    /// ([`tag`]; a moved place in line alone does not count), or as it is
+    /// after `wait` (at most [`MAX_WAIT`]): a long poll. The request parks
+    /// until news for this customer or sale
     /// (`news.rs`), its wait, or the end of the customer's wait in line,
     /// whichever comes first; a shopper in line thus costs one parked
     /// request, not a read a second.
@@ -670,7 +686,12 @@ impl<'a> Flash<'a> {
             let news = waiter.arm();
             let state = self.me(user, sale).await?;
             let now = tokio::time::Instant::now();
-            if tag(&state) != known || now >= deadline || self.shop.flash_rt.news.stopping() {
+            // A place that only moved (someone ahead left or was served)
+            // is not news: answering it, a line of 20,000 moving all the
+            // time kept every poll answering and starting again, 13 times
+            // per shopper. The new place goes out with the next real news
+            // or at the end of the wait.
+            if apart_from_place(&tag(&state)) != apart_from_place(known) || now >= deadline || self.shop.flash_rt.news.stopping() {
                 return Ok(state);
             }
             // A place in line ends at its deadline without any news: look

@@ -140,3 +140,37 @@ async fn a_parked_long_poll_answers_when_its_server_stops(db: PgPool) {
     assert_eq!(status, StatusCode::NOT_MODIFIED, "still in line: nothing changed");
     tokio::time::timeout(NEWS_WITHIN, server).await.expect("the server stops without waiting out the poll").unwrap().unwrap();
 }
+
+/// A place in line that only moved is not news: a long poll started from
+/// the old place parks for its whole wait and then answers with the new
+/// one, while a plain conditional GET answers the new place at once.
+/// Answered at once, a line moving all the time kept every parked poll
+/// answering and starting again (13 answers per shopper in the benchmark).
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_place_that_only_moved_does_not_end_a_long_poll_early(db: PgPool) {
+    let s = setup(db, 10).await;
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customers = s.app.shop.accounts().create_load_test_users(3, "load-test-password").await.unwrap();
+    wait_open(&s.app, sale).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    assert_eq!(buy(&s.app, &client, &customers[0], sale, 1).await.0, StatusCode::OK);
+    for token in &customers[1..] {
+        assert_eq!(buy(&s.app, &client, token, sale, 1).await.0, StatusCode::ACCEPTED);
+    }
+    let second = me(&client, &s.app, &customers[2], sale, None, None).await;
+    assert_eq!(second.body["position"].as_i64(), Some(2), "{}", second.body);
+
+    // The first in line leaves: the second's place moves up.
+    let left = s.app.client.delete(s.app.url(&format!("/api/v1/flash-sales/{sale}/me"))).bearer_auth(&customers[1]).send().await.unwrap();
+    assert_eq!(left.status(), StatusCode::OK);
+
+    let started = Instant::now();
+    let polled = me(&client, &s.app, &customers[2], sale, Some(&second.etag), Some("2")).await;
+    let took = started.elapsed();
+    assert_eq!((polled.status, polled.body["position"].as_i64()), (StatusCode::OK, Some(1)), "{}", polled.body);
+    assert!(took >= Duration::from_millis(1_900), "a moved place alone ended the wait after {took:?}");
+    assert_ne!(polled.etag, second.etag);
+
+    let plain = me(&client, &s.app, &customers[2], sale, Some(&second.etag), None).await;
+    assert_eq!((plain.status, plain.body["position"].as_i64()), (StatusCode::OK, Some(1)), "{}", plain.body);
+}
