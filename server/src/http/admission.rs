@@ -90,17 +90,25 @@ mod tests {
     /// so the test knows (without sleeping) that a permit is held.
     fn app(limit: usize) -> (Router, mpsc::Receiver<oneshot::Sender<()>>) {
         let (started, waiting) = mpsc::channel::<oneshot::Sender<()>>(8);
-        let slow = move || {
+        // `/parks` waits the same way, parked as the shop parks a request.
+        let holding = move |parks: bool| {
             let started = started.clone();
-            async move {
-                let (release, released) = oneshot::channel();
-                started.send(release).await.unwrap();
-                released.await.unwrap();
-                "done"
+            move || {
+                let started = started.clone();
+                async move {
+                    if parks {
+                        shop::parking::park();
+                    }
+                    let (release, released) = oneshot::channel();
+                    started.send(release).await.unwrap();
+                    released.await.unwrap();
+                    "done"
+                }
             }
         };
         let router = Router::new()
-            .route("/slow", get(slow))
+            .route("/slow", get(holding(false)))
+            .route("/parks", get(holding(true)))
             .route("/fast", get(|| async { "fast" }))
             .route("/healthz", get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(Admission::new(limit), admit));
@@ -148,23 +156,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_parked_by_the_shop_gives_its_permit_back() {
-        let (parked, mut parking) = mpsc::channel::<oneshot::Sender<()>>(8);
-        let waits = move || {
-            let parked = parked.clone();
-            async move {
-                shop::parking::park();
-                let (release, released) = oneshot::channel();
-                parked.send(release).await.unwrap();
-                released.await.unwrap();
-                "waited"
-            }
-        };
-        let router = Router::new()
-            .route("/waits", get(waits))
-            .route("/fast", get(|| async { "fast" }))
-            .layer(axum::middleware::from_fn_with_state(Admission::new(1), admit));
-        let waiting = tokio::spawn(router.clone().oneshot(get_req("/waits", None)));
-        let release = parking.recv().await.unwrap();
+        let (router, mut parked) = app(1);
+        let waiting = tokio::spawn(router.clone().oneshot(get_req("/parks", None)));
+        let release = parked.recv().await.unwrap();
         // The only permit is back: a working request passes while the parked one waits.
         assert_eq!(router.clone().oneshot(get_req("/fast", None)).await.unwrap().status(), StatusCode::OK);
         release.send(()).unwrap();
