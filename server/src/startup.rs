@@ -134,13 +134,13 @@ impl Application {
         let bound = listener.local_addr().map_err(|e| StartupError::Bind { addr: config.addr, reason: one_line(&e) })?;
         config.addr = bound;
         config.leptos.site_addr = bound;
-        let state = AppState {
+        let state = AppState::new(crate::state::Parts {
             shop,
             leptos: config.leptos.clone(),
             metrics: Arc::new(Metrics::new()),
             admission: crate::http::admission::Admission::new(config.max_in_flight),
             config: Arc::new(config),
-        };
+        });
         Ok(Self { listener, state, index_built_at })
     }
 

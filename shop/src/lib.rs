@@ -33,9 +33,31 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-/// Handles to the shop's backing stores, cheap to clone (pools inside).
+/// Handles to the shop's backing stores, behind one `Arc`: a clone (one
+/// per request and per server function, one per checkout task) is one
+/// count, not a dozen, and no string copied. Changing a handle (the
+/// `with_*` builders, a test swapping the search backend) copies the
+/// handles first, so clones made before keep theirs, as they did when the
+/// handles were held by value.
 #[derive(Clone)]
-pub struct Shop {
+pub struct Shop(Arc<Handles>);
+
+impl std::ops::Deref for Shop {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Shop {
+    fn deref_mut(&mut self) -> &mut Handles {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+#[derive(Clone)]
+pub struct Handles {
     pub db: PgPool,
     pub kv: kv::Kv,
     pub search: Arc<dyn search::SearchBackend>,
@@ -67,7 +89,7 @@ impl Shop {
     }
 
     pub fn with_search(db: PgPool, kv: kv::Kv, search: Arc<dyn search::SearchBackend>) -> Self {
-        Self {
+        Shop(Arc::new(Handles {
             db,
             kv,
             search,
@@ -80,7 +102,7 @@ impl Shop {
             flash_rt: Arc::new(flash::Runtime::new(flash::Settings::default())),
             checkouts: Arc::default(),
             tasks: tokio_util::task::TaskTracker::new(),
-        }
+        }))
     }
 
     pub fn with_search_settings(mut self, settings: search::Settings) -> Self {
