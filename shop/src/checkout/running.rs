@@ -39,7 +39,12 @@ pub(super) struct Run<'a> {
 
 impl Drop for Run<'_> {
     fn drop(&mut self) {
-        lock(&self.running.checkouts).remove(&self.key);
+        let mut checkouts = lock(&self.running.checkouts);
+        // A resend may have claimed the freed key and registered already:
+        // its entry is not ours to remove.
+        if checkouts.get(&self.key).is_some_and(|watch| watch.same_channel(&self._ended.subscribe())) {
+            checkouts.remove(&self.key);
+        }
     }
 }
 
@@ -73,5 +78,43 @@ impl Running {
     /// Retries of this process waiting for their first request now.
     pub fn waiting(&self) -> usize {
         self.waiting.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_run_ending_leaves_a_later_claim_of_its_key_registered() {
+        let running = Running::default();
+        let user = Uuid::new_v4();
+        let first = running.start(user, "key-1");
+        // The first freed its key and a resend claimed it before the first's
+        // run was dropped.
+        let second = running.start(user, "key-1");
+        drop(first);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(running.wait_for(user, "key-1", soon).await, Waited::StillRunning);
+        drop(second);
+        assert_eq!(running.wait_for(user, "key-1", Instant::now() + Duration::from_secs(5)).await, Waited::NotHere);
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_its_checkout_does() {
+        let running = std::sync::Arc::new(Running::default());
+        let user = Uuid::new_v4();
+        let run = running.start(user, "key-2");
+        let waiter = {
+            let running = running.clone();
+            tokio::spawn(async move { running.wait_for(user, "key-2", Instant::now() + Duration::from_secs(30)).await })
+        };
+        while running.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(run);
+        assert_eq!(waiter.await.unwrap(), Waited::Ended);
     }
 }
