@@ -179,6 +179,11 @@ run() {
   # An order whose authorization was voided.
   voided_orders=$(awk -F'\t' '$5 == "canceled" { print $1 }' "$WORK/auths.tsv" | sort | comm -12 - "$WORK/order-payments.txt" | wc -l)
   sort "$WORK/waits.txt" | uniq -c | sort -rn | head -8 > "$out-waits.txt"
+  # Units sold in each 5 s since the start: where the sale spends its time.
+  sql "SELECT string_agg(s || '-' || (s + 5) || ' s: ' || n, ', ' ORDER BY s) FROM (
+         SELECT (floor(extract(epoch FROM o.decided_at - f.starts_at) / 5) * 5)::int AS s, sum(o.quantity) AS n
+         FROM flash_outcomes o JOIN flash_sales f ON f.id = o.sale_id
+         WHERE o.sale_id = '$sale' AND o.outcome = 'confirmed' GROUP BY 1) t" > "$out-timeline.txt"
 
   jq -n --arg mode "$mode" --argjson quantity "$quantity" --argjson sold "$sold" --argjson units "$units" --argjson orders "$orders" \
     --argjson oversold "$oversold" --argjson auths "$auths" --argjson double "$double" --argjson reauth "$reauth" --argjson orphan "$orphan" \
@@ -195,7 +200,10 @@ run() {
   fi
   echo "   sale $status: sold $sold of $quantity, oversold $oversold, double authorizations $double, orphan authorizations $orphan"
   echo "   waits of the bench database's connections (samples):"; sed 's/^/     /' "$out-waits.txt"
+  echo "   units sold per 5 s: $(cat "$out-timeline.txt")"
 
+  # The server's own latency per route, to set against what shoppers saw.
+  curl -sf "$BASE/metrics" > "$out-metrics.txt" || true
   stop "$SERVER" "$STRIPE"; SERVER=; STRIPE=
   stop_redis
 }

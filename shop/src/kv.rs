@@ -20,12 +20,24 @@ impl Kv {
     /// manager reconnects by itself when Redis comes back.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
+        let conn = Self::manager(&client).await?;
+        Ok(Self { conn, client, prefix: prefix.into() })
+    }
+
+    /// The same Redis and prefix on a connection of its own, whose reads
+    /// run on the caller's runtime (the commit lane's): its replies do not
+    /// queue behind everybody else's on the shared socket.
+    pub async fn another(&self) -> redis::RedisResult<Self> {
+        let conn = Self::manager(&self.client).await?;
+        Ok(Self { conn, client: self.client.clone(), prefix: self.prefix.clone() })
+    }
+
+    async fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok(Self { conn, client, prefix: prefix.into() })
+        ConnectionManager::new_with_config(client.clone(), config).await
     }
 
     /// `prefix` + `suffix`. Callers put hash tags in the suffix themselves

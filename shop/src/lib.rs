@@ -75,6 +75,8 @@ pub struct Handles {
     pub flash_rt: Arc<flash::Runtime>,
     /// This process's running checkouts, which retries of their keys wait on.
     pub checkouts: Arc<checkout::Running>,
+    /// The thread flash sale orders commit on (`checkout::lane`).
+    pub commit_lane: Arc<checkout::Lane>,
     /// Work that runs to its end even when its caller stops waiting (a
     /// checkout past its request's timeout): the server's shutdown waits
     /// for it, within its grace period, before the process exits.
@@ -101,6 +103,7 @@ impl Shop {
             fulfilment_settings: Arc::new(fulfilment::Settings::default()),
             flash_rt: Arc::new(flash::Runtime::new(flash::Settings::default())),
             checkouts: Arc::default(),
+            commit_lane: Arc::default(),
             tasks: tokio_util::task::TaskTracker::new(),
         }))
     }

@@ -31,7 +31,9 @@ use crate::inventory::Line;
 use crate::orders::{NewOrder, Orders};
 use crate::{Error, Result, Shop};
 
+mod lane;
 mod running;
+pub use lane::Lane;
 pub use running::Running;
 use running::Waited;
 
@@ -319,7 +321,16 @@ impl<'a> Checkout<'a> {
                 .collect(),
         };
         let commit = Commit { user, key, order: &order, placed: &placed, token, holds: &holds };
-        match self.commit_order_retrying(&commit).await {
+        let committed = match holds.is_empty() {
+            true => self.commit_order_retrying(&commit).await,
+            false => {
+                // Taken here, in the request's own task: waiting for it
+                // gives the request's gateway permit back.
+                let _turn = self.shop.flash().confirm_turn(&holds).await;
+                self.commit_on_lane(&commit).await
+            }
+        };
+        match committed {
             Ok(()) => {}
             Err(Committed::InDoubt(err)) => {
                 // The order may exist and be paid: voiding now could leave a
@@ -344,6 +355,49 @@ impl<'a> Checkout<'a> {
             tracing::warn!(error = %err, %order_id, "order placed but the cart was not emptied");
         }
         Ok(placed)
+    }
+
+    /// [`Checkout::commit_order_retrying`] on the commit lane (`lane`), with
+    /// the lane's connections: a flash sale's orders, which a storm of buys
+    /// would otherwise starve.
+    async fn commit_on_lane(&self, commit: &Commit<'_>) -> std::result::Result<(), Committed> {
+        let owned = OwnedCommit {
+            user: commit.user,
+            key: commit.key.to_owned(),
+            order: commit.order.clone(),
+            placed: commit.placed.clone(),
+            token: commit.token,
+            holds: commit.holds.to_vec(),
+        };
+        let shop = self.shop.clone();
+        let connections = 2 * self.shop.flash_rt.settings.confirm_concurrency as u32;
+        let span = tracing::Span::current();
+        let work = move |conns: lane::Conns| {
+            let mut shop = shop;
+            shop.db = conns.db;
+            shop.kv = conns.kv;
+            let work = async move {
+                let commit = Commit {
+                    user: owned.user,
+                    key: &owned.key,
+                    order: &owned.order,
+                    placed: &owned.placed,
+                    token: owned.token,
+                    holds: &owned.holds,
+                };
+                Checkout::new(&shop).commit_order_retrying(&commit).await
+            };
+            tracing::Instrument::instrument(work, span)
+        };
+        match self.shop.commit_lane.run(&self.shop.db, &self.shop.kv, connections, work).await {
+            Ok(committed) => committed,
+            // Nothing ran: run it here rather than refuse the customer.
+            Err(lane::Refused::NotRun) => self.commit_order_retrying(commit).await,
+            Err(lane::Refused::Lost) => {
+                tracing::error!(order_id = %commit.order.id, "order transaction lost on the commit lane; recovery settles its claim");
+                Err(Committed::InDoubt(Error::internal("the order transaction ended without an outcome")))
+            }
+        }
     }
 
     /// [`Checkout::commit_order`], run again when PostgreSQL rolled it back
@@ -379,7 +433,6 @@ impl<'a> Checkout<'a> {
     async fn commit_order(&self, commit: &Commit<'_>, begun: &mut Vec<FlashHold>) -> std::result::Result<(), Committed> {
         let Commit { user, key, order, placed, token, holds } = *commit;
         let inventory = self.shop.inventory();
-        let _turn = self.shop.flash().confirm_turn(holds).await;
         let mut tx = self.shop.db.begin().await.map_err(|e| Committed::No(e.into()))?;
         let flash_skus: Vec<Uuid> = holds.iter().map(|h| h.sku_id).collect();
         let regular = order.items.iter().any(|i| !flash_skus.contains(&i.sku_id));
@@ -760,6 +813,16 @@ struct Commit<'a> {
     placed: &'a Placed,
     token: Uuid,
     holds: &'a [FlashHold],
+}
+
+/// A [`Commit`] that owns what it refers to, to send to the commit lane.
+struct OwnedCommit {
+    user: Uuid,
+    key: String,
+    order: NewOrder,
+    placed: Placed,
+    token: Uuid,
+    holds: Vec<FlashHold>,
 }
 
 /// How the order transaction ended, when it did not commit for sure.
