@@ -134,12 +134,13 @@ run() {
     ( sleep $(( lead > 0 ? lead : 0 )); perf record -F 199 -g -o "$WORK/perf.data" -p "$SERVER" -- sleep 25 ) > "$WORK/perf.log" 2>&1 &
     perf_pid=$!
   fi
-  local cpu0
-  cpu0=$(cpu_times)
+  local cpu0 gen0
+  cpu0=$(cpu_times); children_cpu > "$WORK/gen0"; gen0=$(cat "$WORK/gen0")
   target/release/loadgen flash --base "$BASE" --sale "$sale" --tokens "$WORK/tokens.txt" --customers "$CUSTOMERS" \
     --ramp "$RAMP" --start-ms "$start_ms" --poll-ms "$POLL_MS" --long-poll "$LONG_POLL" --http2 "$HTTP2" --max-inflight "$MAX_INFLIGHT" --give-up "$GIVE_UP" --label "$mode" > "$out.json"
   local cpu1
-  cpu1=$(cpu_times)
+  children_cpu > "$WORK/gen1"
+  cpu1="$(cpu_times) loadgen=$(awk -v a="$gen0" -v b="$(cat "$WORK/gen1")" 'BEGIN { printf "%.1f", b - a }')"
   stop "$SAMPLER"; SAMPLER=
   [ -n "$perf_pid" ] && wait "$perf_pid" || true
   if [ "$mode" = db-only ]; then start_redis; fi
@@ -216,6 +217,11 @@ cpu_times() {
   sum() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat") )); done; awk -v t="$t" -v h="$tck" 'BEGIN { printf "%.1f", t / h }'; }
   echo "server=$(sum $SERVER) postgres=$(sum $(pgrep -x postgres | tr '\n' ' ')) redis=$(sum $REDIS) fake=$(sum $STRIPE)"
 }
+
+# CPU seconds of this script's finished children (the load generator is
+# the only one that finishes while the shoppers run): it shares the cores.
+# (`times` runs in this shell, not a pipeline's subshell, which has no children.)
+children_cpu() { times > "$WORK/times"; awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$WORK/times"; }
 
 for mode in $MODES; do run "$mode"; done
 

@@ -119,7 +119,9 @@ impl From<sqlx::Error> for Error {
                 retry_after: Duration::from_secs(1),
                 source: Box::new(err),
             },
-            other => Error::Internal(Box::new(other)),
+            // A flash sale's set-aside short of an order's units, found by
+            // the COMMIT that applies the take (inventory's `set_aside`).
+            other => crate::inventory::set_aside_refusal(&other).unwrap_or_else(|| Error::Internal(Box::new(other))),
         }
     }
 }

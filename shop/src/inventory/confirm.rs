@@ -186,13 +186,18 @@ async fn confirmed_lines(conn: &mut PgConnection, token: Uuid) -> Result<Vec<Lin
     Ok(lines.map(|l| l.0).unwrap_or_default())
 }
 
-pub(super) async fn commit(inv: &Inventory<'_>, tx: sqlx::Transaction<'_, sqlx::Postgres>, c: Confirmation) -> Result<()> {
+pub(super) async fn commit(inv: &Inventory<'_>, mut tx: sqlx::Transaction<'_, sqlx::Postgres>, c: Confirmation) -> Result<()> {
     let shop = inv.shop;
     if c.already {
         tx.commit().await?;
         return Ok(());
     }
     if c.path == HoldPath::Redis {
+        // Takes from flash set-asides in this transaction (`set_aside`)
+        // apply now rather than in the COMMIT: one that fails (a deadlock,
+        // a short set-aside) must fail before the hold below is finished,
+        // or a retry of the order would find its regular units gone.
+        sqlx::query("SET CONSTRAINTS ALL IMMEDIATE").execute(&mut *tx).await?;
         // While our row locks stand no counter can be rewritten, so moving
         // the units out of `held` now and committing next is one step as
         // far as any reader of PostgreSQL and Redis together can tell.

@@ -234,6 +234,8 @@ pub(crate) fn redis_unavailable(err: redis::RedisError, retry_after: Duration) -
     Error::Unavailable { dependency: crate::error::Dependency::Redis, retry_after, source: Box::new(err) }
 }
 
+pub(crate) use set_aside::commit_refusal as set_aside_refusal;
+
 pub(crate) fn out_of_stock(sku: Uuid, requested: u32, available: i64) -> Error {
     Error::Conflict {
         code: "out_of_stock",

@@ -117,40 +117,36 @@ const MOVE_LINE: &str = "UPDATE inventory_reservations \
      WHERE token = $1 AND (lines->0->>'sku_id')::uuid = $2 AND (lines->0->>'quantity')::int + $3 >= 0";
 
 /// Moves `quantity` units of the set-aside `token` into `reserved` (an
-/// order from it) inside the caller's transaction. The set-aside row is
+/// order from it) when the caller's transaction commits: the take is
+/// recorded now and applied by a deferred trigger inside the COMMIT
+/// (migration `set_aside_takes_at_commit` says why). The set-aside row is
 /// locked before the inventory row, the order every DB-path change keeps.
-/// Refused with `out_of_stock` when the set-aside has fewer units left:
-/// what keeps a sale from ever selling more than it set aside.
-///
-/// Both rows change in one statement: under a flash sale every order ends
-/// here, and the rows stay locked from this statement to the COMMIT, so
-/// each round trip spent holding them is one the whole sale waits for.
+/// A set-aside with fewer units left fails the COMMIT, which
+/// [`commit_refusal`] turns into `out_of_stock`: what keeps a sale from
+/// ever selling more than it set aside.
 pub(super) async fn take_in(tx: &mut PgConnection, token: Uuid, sku: Uuid, quantity: u32) -> Result<()> {
-    let q = quantity as i32;
-    // $3 is the set-aside's change (negative); `done` reads `moved`, so the
-    // set-aside row is locked first.
-    let (moved, done): (bool, bool) = sqlx::query_as(&format!(
-        "WITH moved AS ({MOVE_LINE} RETURNING 1), \
-              done AS (UPDATE inventory SET held = held + $3, reserved = reserved - $3, version = version + 1, updated_at = now() \
-                       WHERE sku_id = $2 AND held >= -$3 AND EXISTS (SELECT 1 FROM moved) RETURNING 1) \
-         SELECT EXISTS (SELECT 1 FROM moved), EXISTS (SELECT 1 FROM done)",
-    ))
-    .bind(token)
-    .bind(sku)
-    .bind(-q)
-    .fetch_one(&mut *tx)
-    .await?;
-    if !moved {
-        let left: Option<i32> = sqlx::query_scalar("SELECT (lines->0->>'quantity')::int FROM inventory_reservations WHERE token = $1")
-            .bind(token)
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Err(out_of_stock(sku, quantity, left.unwrap_or(0).into()));
-    }
-    if !done {
-        return Err(Error::internal(format!("SKU {sku} holds fewer units than its set-aside {token}")));
-    }
+    sqlx::query("INSERT INTO inventory_set_aside_takes (token, sku_id, quantity) VALUES ($1, $2, $3)")
+        .bind(token)
+        .bind(sku)
+        .bind(quantity as i32)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
+}
+
+/// What a COMMIT that failed on a take ([`take_in`]) means to the
+/// customer; `None` for any other failure.
+pub(crate) fn commit_refusal(err: &sqlx::Error) -> Option<Error> {
+    let sqlx::Error::Database(db) = err else { return None };
+    match db.code().as_deref() {
+        Some("MS001") => Some(Error::Conflict {
+            code: "out_of_stock",
+            message: "this flash sale has no units left for this order".into(),
+            details: None,
+        }),
+        Some("MS002") => Some(Error::internal(db.message().to_owned())),
+        _ => None,
+    }
 }
 
 /// The reverse of [`take_in`]: units of a cancelled order go back into the

@@ -2,8 +2,9 @@
 //! PostgreSQL rolls back to break a deadlock runs again, one refused after
 //! it began confirming gives the hold back to its customer, and one of two
 //! tabs failing while the other's is in flight does not hand back a unit
-//! the other is selling. Checkouts waiting their turn in the sale's confirm
-//! queue give their place at the gateway back.
+//! the other is selling; one whose set-aside is short fails at its COMMIT.
+//! Checkouts waiting their turn in the sale's confirm queue give their
+//! place at the gateway back.
 
 use super::*;
 
@@ -17,6 +18,13 @@ async fn regular_sku(s: &Setup, stock: i64) -> Uuid {
     s.app.shop.inventory().set_stock(shop::inventory::SellerScope::Admin, sku, stock).await.unwrap();
     sku
 }
+
+/// What an order transaction runs while it waits for the sale's hot rows:
+/// its COMMIT, which applies the take from the set-aside (migration
+/// `set_aside_takes_at_commit`); with regular lines held in Redis too, the
+/// statement that applies it just before their holds are finished.
+const HOT_ROWS: &str = "COMMIT";
+const HOT_ROWS_MIXED: &str = "SET CONSTRAINTS";
 
 /// The backend waiting on a lock while running a statement that contains `text`.
 async fn waiting_on(db: &PgPool, text: &str) -> Option<i32> {
@@ -93,7 +101,7 @@ async fn a_mixed_checkout_that_loses_a_deadlock_runs_its_order_again(db: PgPool)
         sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(s.sku).execute(&mut *shipping).await.unwrap();
         let checkout = spawn_checkout(&s.app, customer);
         // The checkout holds the regular row and waits for the hot rows.
-        wait_until_waiting(db, "the checkout waits for the flash SKU's row", "inventory_reservations").await;
+        wait_until_waiting(db, "the checkout waits for the flash SKU's row", HOT_ROWS_MIXED).await;
         let second = sqlx::query("SELECT 1 FROM inventory WHERE sku_id = $1 FOR UPDATE").bind(regular).execute(&mut *shipping).await;
         let checkout_lost = match second {
             Ok(_) => true,
@@ -201,7 +209,7 @@ async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db
     let mut blocker = db.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM inventory_reservations WHERE token = $1 FOR UPDATE").bind(sale).execute(&mut *blocker).await.unwrap();
     let first = spawn_checkout(&s.app, customer);
-    let first_pid = wait_until_waiting(db, "the first tab waits on the hot row", "inventory_reservations").await;
+    let first_pid = wait_until_waiting(db, "the first tab waits on the hot row", HOT_ROWS).await;
     let second = spawn_checkout(&s.app, customer);
     wait_until_waiting(db, "the second tab waits on the first's outcome", "flash_outcomes").await;
     let state = hold(&s.app, sale, customer_id).await.unwrap();
@@ -216,7 +224,7 @@ async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db
     assert!(state.ends_with(" confirming 1"), "the second tab still confirms it: {state}");
 
     // The second reaches the hot row, which is then let go.
-    wait_until_waiting(db, "the second tab waits on the hot row", "inventory_reservations").await;
+    wait_until_waiting(db, "the second tab waits on the hot row", HOT_ROWS).await;
     blocker.rollback().await.unwrap();
     let (status, placed) = second.await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{placed}");
@@ -229,6 +237,45 @@ async fn a_second_tab_failing_while_the_first_confirms_does_not_free_the_unit(db
         .unwrap();
     assert_eq!(left, 0, "the sold unit is not the sale's again");
     assert_eq!(units_per_customer(db, s.sku).await, vec![(customer_id, 1)]);
+}
+
+/// PostgreSQL's set-aside has the last word on what a sale sells: a
+/// checkout whose unit Redis held but the set-aside no longer has (taken
+/// here behind Redis's back) is refused `out_of_stock` by the COMMIT that
+/// applies the take. Nothing is sold or moved, and the authorization is
+/// voided.
+#[sqlx::test(migrator = "shop::db::MIGRATOR")]
+async fn a_set_aside_short_of_the_units_refuses_the_order_at_its_commit(db: PgPool) {
+    let s = setup(db, 10).await;
+    let sale = id(&create_sale(&s, 1, 1, chrono::Duration::seconds(1), chrono::Duration::minutes(10)).await);
+    let customer = &s.app.shop.accounts().create_load_test_users(1, "load-test-password").await.unwrap()[0];
+    wait_open(&s.app, sale).await;
+    assert_eq!(buy(&s.app, &s.app.client, customer, sale, 1).await.0, StatusCode::OK);
+    let db = &s.app.shop.db;
+    let emptied = sqlx::query("UPDATE inventory_reservations SET lines = jsonb_set(lines, '{0,quantity}', '0') WHERE token = $1")
+        .bind(sale)
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(emptied.rows_affected(), 1, "the sale's set-aside");
+    let before = stock(&s.app, s.sku).await;
+
+    let (status, refused) = checkout_once(&s.app, customer, &Uuid::new_v4().to_string(), "pm_card_visa").await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::CONFLICT, Some("out_of_stock")), "{refused}");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(db).await.unwrap();
+    assert_eq!(orders, 0);
+    let sold: i64 = sqlx::query_scalar("SELECT count(*) FROM flash_outcomes WHERE sale_id = $1 AND outcome = 'confirmed'")
+        .bind(sale)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(sold, 0);
+    let after = stock(&s.app, s.sku).await;
+    assert_eq!((after.0, after.1, after.2), (before.0, before.1, before.2), "no unit moved (stock, reserved, held)");
+    let takes: i64 = sqlx::query_scalar("SELECT count(*) FROM inventory_set_aside_takes").fetch_one(db).await.unwrap();
+    assert_eq!(takes, 0, "no take outlives its transaction");
+    let intents = s.stripe.intents().await;
+    assert!(!intents.is_empty() && intents.iter().all(|pi| pi["status"] == "canceled"), "the authorization was voided: {intents:?}");
 }
 
 /// Checkouts waiting for their turn in the sale's confirm queue are not
@@ -264,7 +311,7 @@ async fn checkouts_waiting_their_turn_leave_the_gateway_to_others(db: PgPool) {
     sqlx::query("SELECT 1 FROM inventory_reservations WHERE token = $1 FOR UPDATE").bind(sale).execute(&mut *blocker).await.unwrap();
     let first_key = Uuid::new_v4().to_string();
     let first = send_checkout(&customers[0], &first_key);
-    wait_until_waiting(db, "the first checkout waits on the hot row", "inventory_reservations").await;
+    wait_until_waiting(db, "the first checkout waits on the hot row", HOT_ROWS).await;
 
     // Its resend waits for it, parked.
     let resent = send_checkout(&customers[0], &first_key);
