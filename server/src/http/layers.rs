@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, Method};
+use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -14,6 +14,7 @@ use tower::ServiceBuilder;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -39,7 +40,8 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
             )
         })
         .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis));
+        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis))
+        .on_failure(on_failure);
 
     // Only the configured origins (the desktop app) may call the API from a
     // webview; it authenticates with bearer tokens, so no cookies cross.
@@ -67,6 +69,22 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         )
 }
 
+/// A failed response's log line. A 503 is an answer the shop chose and has
+/// accounted for already: a dependency down is logged where it was found
+/// (`ApiError::Unavailable`), a refusal at admission is counted in
+/// `/metrics`. Logged at ERROR each (tower-http's default), a flash sale's
+/// crowd wrote 150,000 lines in a minute, all the server's log had, and
+/// their formatting cost the cores the sale needed.
+fn on_failure(failure: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {}
+        ServerErrorsFailureClass::StatusCode(StatusCode::GATEWAY_TIMEOUT) => {
+            tracing::warn!(latency_ms = latency.as_millis() as u64, "answered 504: past the gateway's deadline")
+        }
+        failure => tracing::error!(classification = %failure, latency_ms = latency.as_millis() as u64, "response failed"),
+    }
+}
+
 /// The gateway's deadline: a request not answered within it gets 504 and a
 /// body saying what to do. Work it started may go on (a checkout runs to its
 /// end), so the answer asks for the same request again, a checkout with its
@@ -86,6 +104,31 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    /// The levels of the events `on_failure` logs for `failure`.
+    fn logged(failure: ServerErrorsFailureClass) -> Vec<Level> {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        struct Levels(Arc<Mutex<Vec<Level>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Levels {
+            fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+                self.0.lock().unwrap().push(*event.metadata().level());
+            }
+        }
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Levels(levels.clone()));
+        tracing::subscriber::with_default(subscriber, || on_failure(failure, Duration::from_millis(3), &tracing::Span::none()));
+        let levels = levels.lock().unwrap().clone();
+        levels
+    }
+
+    #[test]
+    fn a_refusal_is_not_logged_as_an_error_but_a_failure_is() {
+        assert_eq!(logged(ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE)), Vec::<Level>::new());
+        assert_eq!(logged(ServerErrorsFailureClass::StatusCode(StatusCode::GATEWAY_TIMEOUT)), vec![Level::WARN]);
+        assert_eq!(logged(ServerErrorsFailureClass::StatusCode(StatusCode::INTERNAL_SERVER_ERROR)), vec![Level::ERROR]);
+        assert_eq!(logged(ServerErrorsFailureClass::Error("connection reset".into())), vec![Level::ERROR]);
+    }
 
     #[tokio::test]
     async fn a_request_past_the_deadline_is_told_to_ask_again() {
