@@ -834,9 +834,9 @@ impl<'a> Flash<'a> {
     }
 
     /// The holds' units out of their sales' set-asides into `reserved`: the
-    /// sale's two hot rows (set-aside and SKU). The caller runs this last,
-    /// right before its COMMIT, so the row locks span one round trip and the
-    /// commit, not the whole order's writes.
+    /// sale's two hot rows (set-aside and SKU), which the takes lock only
+    /// inside the COMMIT (`inventory::set_aside::take_in`). The caller runs
+    /// this last, so a mixed order's regular rows are still locked first.
     pub async fn take_in(&self, tx: &mut PgConnection, holds: &[FlashHold]) -> Result<()> {
         // In sale order, so two orders of the same sales lock them alike.
         let mut holds: Vec<&FlashHold> = holds.iter().collect();
